@@ -1,0 +1,1 @@
+"""The light runtime: numpy, an interpreter and sounddevice. Never TensorFlow or librosa."""

@@ -1,0 +1,3 @@
+from edge_genre.cli import main
+
+raise SystemExit(main())
