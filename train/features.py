@@ -1,0 +1,181 @@
+"""From tracks to model windows: decode, cut into windows, compute features, cache on disk.
+
+Windowing rule (``WindowConfig``): windows start every hop (rounded to whole STFT hops); the last
+partial window is dropped; a track shorter than one window is zero-padded to one window when it
+holds at least ``min_fill`` of it, and skipped otherwise.
+
+The cache is keyed by the file's content hash and the front-end + window settings (without the
+input normalisation, which is applied on load), so a second run reads instead of recomputing and a
+changed setting never reads stale features.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edge_genre.edge import audio as audio_io
+from edge_genre.edge import frontend as fe
+from edge_genre.edge.config import FrontendConfig, WindowConfig
+from edge_genre.errors import AudioError
+from edge_genre.train.data import Track, file_digest
+
+log = logging.getLogger("edge_genre")
+
+#: Bump when the feature computation changes in a way the settings do not show.
+FEATURE_VERSION = 1
+
+
+@dataclass
+class Windows:
+    """Feature windows of a list of tracks (unnormalised unless ``normalized``)."""
+
+    x: np.ndarray  # (n, H, W, 1) float32
+    y: np.ndarray  # (n,) int label
+    track: np.ndarray  # (n,) index into ``tracks``
+    tracks: list[Track]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def normalized(self, frontend: FrontendConfig) -> np.ndarray:
+        return ((self.x - frontend.mean) / frontend.std).astype(np.float32)
+
+
+def window_starts(n_samples: int, frontend: FrontendConfig, window: WindowConfig) -> list[int]:
+    """Start samples of the windows of a signal, by the rule in the module docstring."""
+    size = window.window_samples(frontend)
+    hop = window.hop_samples(frontend)
+    if n_samples >= size:
+        return list(range(0, n_samples - size + 1, hop))
+    return [0] if n_samples >= window.min_fill * size else []
+
+
+def cut_windows(y: np.ndarray, frontend: FrontendConfig, window: WindowConfig) -> np.ndarray:
+    """(n_windows, window_samples) array of a mono signal's windows (may be empty)."""
+    size = window.window_samples(frontend)
+    starts = window_starts(len(y), frontend, window)
+    if len(y) < size:
+        y = np.pad(y, (0, size - len(y)))
+    return np.stack([y[s:s + size] for s in starts]) if starts else np.zeros((0, size), np.float32)
+
+
+def unnormalized(frontend: FrontendConfig) -> FrontendConfig:
+    return replace(frontend, mean=0.0, std=1.0)
+
+
+def settings_key(frontend: FrontendConfig, window: WindowConfig | None = None) -> str:
+    d = {"frontend": unnormalized(frontend).to_dict(), "version": FEATURE_VERSION}
+    if window is not None:
+        d["window"] = window.to_dict()
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class FeatureCache:
+    """``.npy`` files under a folder, one per (file content, settings)."""
+
+    def __init__(self, folder: str | Path | None):
+        self.folder = Path(folder) if folder else None
+        self._digests: dict[Path, str] = {}
+        if self.folder:
+            self.folder.mkdir(parents=True, exist_ok=True)
+
+    def digest(self, path: Path) -> str:
+        if path not in self._digests:
+            self._digests[path] = file_digest(path)
+        return self._digests[path]
+
+    def _file(self, kind: str, path: Path, key: str) -> Path | None:
+        if not self.folder:
+            return None
+        return self.folder / kind / key / f"{self.digest(path)[:24]}.npy"
+
+    def get(self, kind: str, path: Path, key: str) -> np.ndarray | None:
+        f = self._file(kind, path, key)
+        if f is not None and f.is_file():
+            try:
+                return np.load(f)
+            except (OSError, ValueError):
+                return None  # a torn write: recompute
+        return None
+
+    def put(self, kind: str, path: Path, key: str, value: np.ndarray) -> None:
+        f = self._file(kind, path, key)
+        if f is None:
+            return
+        f.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_suffix(".tmp.npy")
+        np.save(tmp, value)
+        tmp.replace(f)
+
+
+def track_audio(track: Track, sample_rate: int, cache: FeatureCache | None = None) -> np.ndarray:
+    """Mono float32 audio of a track at ``sample_rate`` (cached). Raises AudioError."""
+    key = f"sr{sample_rate}"
+    cached = cache.get("audio", track.path, key) if cache else None
+    if cached is not None:
+        return cached
+    y = audio_io.load(track.path, sample_rate)
+    if cache:
+        cache.put("audio", track.path, key, y)
+    return y
+
+
+def track_features(track: Track, frontend: FrontendConfig, window: WindowConfig,
+                   cache: FeatureCache | None = None) -> np.ndarray:
+    """Unnormalised features of every window of a track, (n, H, W, 1). Raises AudioError for a
+    file that cannot be used (corrupt, empty, silent, shorter than the window rule allows)."""
+    frontend = unnormalized(frontend)
+    key = settings_key(frontend, window)
+    cached = cache.get("features", track.path, key) if cache else None
+    if cached is not None:
+        return cached
+    y = track_audio(track, frontend.sample_rate, cache)
+    if audio_io.is_silent(y):
+        raise AudioError(f"{track.path}: silent (peak below {audio_io.SILENCE_PEAK:g})")
+    chunks = cut_windows(y, frontend, window)
+    if len(chunks) == 0:
+        raise AudioError(f"{track.path}: {len(y) / frontend.sample_rate:.2f} s is shorter than "
+                         f"{window.min_fill:.0%} of one {window.seconds:g} s window")
+    x = fe.features_batch(chunks, frontend)
+    if cache:
+        cache.put("features", track.path, key, x)
+    return x
+
+
+def load_windows(tracks: list[Track], frontend: FrontendConfig, window: WindowConfig,
+                 cache_dir: str | Path | None = None,
+                 progress: Callable[[int, int, Track], None] | None = None) -> Windows:
+    """Features of all windows of ``tracks``. Bad files are logged once by name and skipped."""
+    cache = FeatureCache(cache_dir)
+    xs, ys, owners, kept, skipped = [], [], [], [], []
+    for i, track in enumerate(tracks):
+        if progress:
+            progress(i, len(tracks), track)
+        try:
+            x = track_features(track, frontend, window, cache)
+        except AudioError as exc:
+            log.warning("skipping %s", exc)
+            skipped.append((track.path, str(exc)))
+            continue
+        owners.append(np.full(len(x), len(kept)))
+        kept.append(track)
+        xs.append(x)
+        ys.append(np.full(len(x), track.label))
+    if not xs:
+        shape = (0,) + frontend.feature_shape(window.window_samples(frontend))
+        return Windows(np.zeros(shape, np.float32), np.zeros(0, int), np.zeros(0, int), [], skipped)
+    return Windows(np.concatenate(xs), np.concatenate(ys), np.concatenate(owners), kept, skipped)
+
+
+def normalization_stats(x: np.ndarray) -> tuple[float, float]:
+    """Scalar mean and standard deviation of training features (stored in the model card)."""
+    mean = float(np.mean(x, dtype=np.float64))
+    std = float(np.std(x, dtype=np.float64))
+    return mean, max(std, 1e-6)
