@@ -1,0 +1,32 @@
+"""Which model is the default: the one place that says so.
+
+The shipped files live in ``edge_genre/models/`` as ``<DEFAULT_STEM>-<quantization>.<format>``
+(made by ``edge-genre export ... --name default``). Replacing the default model means replacing
+those files and, if the stem changes, this constant; nothing else in the code names them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge_genre.errors import ModelError
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+DEFAULT_STEM = "default"
+#: What `predict`, `listen` and `serve` load without ``--model``: int8 LiteRT is the smallest
+#: and fastest on a Pi; ONNX is the fallback for installs without a TFLite interpreter.
+DEFAULT_PREFERENCE = (("int8", "tflite"), ("fp32", "tflite"), ("int8", "onnx"), ("fp32", "onnx"))
+
+
+def shipped_model(quantization: str = "int8", fmt: str = "tflite") -> Path:
+    """Path of one shipped default model file; ModelError if this install lacks it."""
+    path = MODELS_DIR / f"{DEFAULT_STEM}-{quantization}.{fmt}"
+    if not path.is_file():
+        raise ModelError(f"the shipped model {path.name} is missing from {MODELS_DIR}; "
+                         "reinstall edge-genre or pass --model")
+    return path
+
+
+def shipped_models() -> list[Path]:
+    """Every shipped default model file present, in order of preference."""
+    return [MODELS_DIR / f"{DEFAULT_STEM}-{q}.{f}" for q, f in DEFAULT_PREFERENCE
+            if (MODELS_DIR / f"{DEFAULT_STEM}-{q}.{f}").is_file()]
