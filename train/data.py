@@ -154,6 +154,13 @@ def discover(root: str | Path, artist_index: str | Path | None = "auto") -> Data
         else:
             tracks = [Track(t.path, t.genre, t.label, t.track_id, artists.get(t.track_id))
                       for t in tracks]
+    # A folder whose every file was skipped gives no label: a class without examples.
+    used = sorted({t.genre for t in tracks})
+    if used != genres:
+        tracks = [Track(t.path, t.genre, used.index(t.genre), t.track_id, t.artist) for t in tracks]
+        genres = used
+        if len(genres) < 2:
+            raise DataError(f"{base} needs at least two genre folders with usable audio files")
     return Dataset(base, tuple(genres), tracks, skipped, index_path)
 
 
