@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from edge_genre import __version__
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="edge-genre",
         description="Music-genre classification on small devices.")
     parser.add_argument("--version", action="version", version=f"edge-genre {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in ROOMS:
         try:
@@ -37,9 +39,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging(verbose: bool) -> None:
+    """Warnings (a skipped file, a fallback taken) as one plain line each on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("edge-genre: %(levelname)s: %(message)s"))
+    log = logging.getLogger("edge_genre")
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    log.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _configure_logging(getattr(args, "verbose", False))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
