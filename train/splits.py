@@ -49,7 +49,7 @@ class Fold:
 def _grouped_partition(tracks: list[Track], n_splits: int, seed: int, grouped: bool
                        ) -> list[list[int]]:
     """Indices of ``n_splits`` parts, stratified by genre, whole groups in one part."""
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+    from sklearn.model_selection import StratifiedGroupKFold
 
     y = np.array([t.label for t in tracks])
     groups = np.array([t.group if grouped else f"track:{t.track_id}" for t in tracks])
@@ -61,10 +61,21 @@ def _grouped_partition(tracks: list[Track], n_splits: int, seed: int, grouped: b
         warnings.simplefilter("ignore", UserWarning)
         try:
             parts = [test for _, test in splitter.split(np.zeros(len(y)), y, groups)]
-        except ValueError:  # too few members of a class for stratification
-            splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-            parts = [test for _, test in splitter.split(np.zeros(len(y)), y)]
-    return [sorted(p.tolist()) for p in parts]
+        except ValueError:  # too few members of a class to stratify: keep the groups whole
+            parts = _group_partition_unstratified(groups, n_splits, seed)
+    return [sorted(np.asarray(p).tolist()) for p in parts]
+
+
+def _group_partition_unstratified(groups: np.ndarray, n_splits: int, seed: int) -> list[list[int]]:
+    """Whole groups dealt in random order to the currently smallest part (sizes balanced)."""
+    rng = np.random.default_rng(seed)
+    names = sorted(set(groups.tolist()))
+    rng.shuffle(names)
+    parts: list[list[int]] = [[] for _ in range(n_splits)]
+    for name in names:
+        smallest = min(range(n_splits), key=lambda i: len(parts[i]))
+        parts[smallest].extend(np.flatnonzero(groups == name).tolist())
+    return parts
 
 
 def _take(tracks: list[Track], idx) -> list[Track]:
