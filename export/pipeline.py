@@ -1,0 +1,173 @@
+"""``export_model``: a training run in, self-describing TFLite / ONNX files and a checked report out.
+
+Steps: validate the run (card, Keras model, input shape vs front-end) -> load the held-out windows
+(and, for int8, the calibration windows) -> convert each requested file -> embed the card and read
+it back -> run every file in its interpreter on the held-out windows against Keras -> write
+``export_report.json`` -> raise ModelError when a file misses the bounds (unless allowed).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from edge_genre import __version__
+from edge_genre.errors import ModelError
+from edge_genre.export import deps
+from edge_genre.export.config import FORMATS, ExportConfig
+
+log = logging.getLogger("edge_genre")
+
+REPORT_FILE = "export_report.json"
+
+
+def file_name(stem: str, quantization: str, fmt: str) -> str:
+    return f"{stem}-{quantization}.{fmt}"
+
+
+def export_model(run_dir: str | Path, out_dir: str | Path, int8: bool = True,
+                 formats: Iterable[str] = FORMATS, name: str | None = None,
+                 data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
+                 allow_degraded: bool = False, config: ExportConfig = ExportConfig(),
+                 progress=None) -> dict:
+    """Export a training run to TFLite and/or ONNX, fp32 and (with ``int8``) int8, and check them.
+
+    Parameters
+    ----------
+    run_dir : training run folder (``model.keras``, ``model_card.json``, ``run.json``).
+    out_dir : where ``<name>-{fp32,int8}.{tflite,onnx}`` and ``export_report.json`` go.
+    int8 : also write full-integer int8 files, calibrated on the run's training windows.
+    formats : any of "tflite", "onnx".
+    name : file stem; default the card's preset name.
+    data_dir : dataset folder holding the run's tracks; default the one run.json records.
+    cache_dir : feature cache folder (None: no cache).
+    allow_degraded : write the report and return even when a file misses the bounds.
+    config : conversion and check settings.
+    progress : callable(str) told about each step (the CLI prints them).
+
+    Returns the report (also written as JSON). Raises ModelError / DataError / BackendError.
+    """
+    formats = tuple(dict.fromkeys(formats))
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ModelError(f"unknown export format {', '.join(unknown) or '(none)'}; "
+                         f"choose from {', '.join(FORMATS)}")
+    say = progress or (lambda msg: log.info(msg))
+    from edge_genre.export import source
+
+    run = source.load_run(run_dir)  # cheap checks first: no TensorFlow for a wrong path
+    deps.require(*formats)  # then fail before any work when a converter is missing
+
+    from edge_genre.export import calibration as cal
+    from edge_genre.export import check, metadata
+    data = run.data_dir(data_dir)
+    test_ids = run.split_ids("test")
+    train_ids = run.split_ids("train") if int8 else []
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    say(f"loading {run.model_path}")
+    model, card = source.load_keras(run)
+    stem = name or card.preset
+    out = Path(out_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+
+    say(f"held-out windows: {len(test_ids)} test tracks from {data}")
+    held = cal.held_out_set(test_ids, data, card, cache_dir)
+    calib = None
+    if int8:
+        calib = cal.calibration_set(train_ids, data, card, config.calibration_windows,
+                                    config.seed, cache_dir)
+        say(f"calibration: {len(calib)} windows of {calib.source['tracks']} training tracks")
+    t0 = time.perf_counter()
+    keras_probs = np.asarray(model.predict(held.x, batch_size=config.check_batch, verbose=0),
+                             dtype=np.float32)
+    keras_seconds = time.perf_counter() - t0
+
+    written: list[tuple[Path, str, str]] = []
+    timings: dict[str, float] = {}
+    quantizations = ("fp32", "int8") if int8 else ("fp32",)
+    with tempfile.TemporaryDirectory(prefix="edge-genre-export-") as tmp:
+        if "tflite" in formats:
+            from edge_genre.export import tflite
+
+            say("TFLite: Keras -> SavedModel")
+            saved = tflite.saved_model(model, Path(tmp))
+            for q in quantizations:
+                t = time.perf_counter()
+                path = out / file_name(stem, q, "tflite")
+                say(f"TFLite {q} -> {path}")
+                data_bytes = tflite.convert(saved, calib.x if q == "int8" else None,
+                                            config.tflite_int8_io)
+                metadata.write_tflite(path, data_bytes, _card_for(card, q))
+                timings[path.name] = time.perf_counter() - t
+                written.append((path, "tflite", q))
+        if "onnx" in formats:
+            from edge_genre.export import onnx as onnx_export
+
+            t = time.perf_counter()
+            path = out / file_name(stem, "fp32", "onnx")
+            say(f"ONNX fp32 -> {path}")
+            fp32 = onnx_export.to_onnx(model, tuple(card.input_shape), config.onnx_opset)
+            metadata.write_onnx(path, fp32, _card_for(card, "fp32"))
+            timings[path.name] = time.perf_counter() - t
+            written.append((path, "onnx", "fp32"))
+            if int8:
+                t = time.perf_counter()
+                path = out / file_name(stem, "int8", "onnx")
+                say(f"ONNX int8 -> {path}")
+                q8 = onnx_export.quantize(fp32, calib.x, config.onnx_per_channel,
+                                          config.onnx_reduce_range)
+                metadata.write_onnx(path, q8, _card_for(card, "int8"))
+                timings[path.name] = time.perf_counter() - t
+                written.append((path, "onnx", "int8"))
+
+    say("checking every file against Keras on the held-out windows")
+    checks = [check.check_file(p, fmt, q, keras_probs, held, config) for p, fmt, q in written]
+    keras_chunk, keras_track = check.accuracies(keras_probs, held)
+    report = {
+        "run_dir": str(run.run_dir.resolve()),
+        "out_dir": str(out.resolve()),
+        "stem": stem,
+        "preset": card.preset,
+        "labels": list(card.labels),
+        "input_shape": list(card.input_shape),
+        "edge_genre_version": __version__,
+        "versions": deps.versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": dataclasses.asdict(config),
+        "tflite_int8_io": config.tflite_int8_io,
+        "onnx_int8_io": "float32",
+        "keras": {"file": str(run.model_path), "bytes": run.model_path.stat().st_size,
+                  "predict_seconds": round(keras_seconds, 3)},
+        "calibration": ({**calib.source, "source": "training tracks of run.json's split",
+                         "normalization": {"mean": card.frontend.mean, "std": card.frontend.std}}
+                        if calib is not None else None),
+        "evaluation": {**held.source, "keras_chunk_accuracy": keras_chunk,
+                       "keras_track_accuracy": keras_track},
+        "thresholds": {"min_agreement": config.min_agreement,
+                       "max_track_accuracy_drop_points": config.max_track_accuracy_drop},
+        "convert_seconds": {k: round(v, 2) for k, v in timings.items()},
+        "files": [c.to_dict() for c in checks],
+        "passed": all(c.passed for c in checks),
+        "allow_degraded": allow_degraded,
+    }
+    (out / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    failed = [c for c in checks if not c.passed]
+    if failed and not allow_degraded:
+        exc = ModelError("export degraded the model: " + "; ".join(
+            f"{c.file}: {', '.join(c.problems)}" for c in failed)
+            + f" (report in {out / REPORT_FILE}; --allow-degraded to accept)")
+        exc.report = report  # the CLI prints the table before the error line
+        raise exc
+    return report
+
+
+def _card_for(card, quantization: str):
+    return dataclasses.replace(card, quantization=quantization,
+                               package_version=card.package_version or __version__)
