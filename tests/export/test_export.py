@@ -1,0 +1,206 @@
+"""Export a briefly trained model to all four files and check them with the interpreters that run
+them (ai-edge-litert, onnxruntime; tflite-runtime where installable), on real GTZAN windows."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from edge_genre.edge.config import ModelCard
+from edge_genre.edge.modelfile import METADATA_KEY, read_card, tflite_metadata
+from edge_genre.errors import BackendError, DataError, ModelError
+
+pytestmark = pytest.mark.slow
+
+FILES = ("tiny-fp32.tflite", "tiny-int8.tflite", "tiny-fp32.onnx", "tiny-int8.onnx")
+
+
+def keras_probs(run_dir, x):
+    import keras
+
+    model = keras.models.load_model(run_dir / "model.keras", compile=False)
+    return np.asarray(model.predict(x, verbose=0))
+
+
+def lite_predict(path, x):
+    """Run a .tflite file in ai-edge-litert directly (int8 I/O quantised with the file's own
+    scale / zero-point), one window at a time as a Pi would."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(path))
+    it.allocate_tensors()
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    probs = []
+    for w in x:
+        v = w[None]
+        if inp["dtype"] == np.int8:
+            s, z = inp["quantization"]
+            v = np.clip(np.round(v / s + z), -128, 127).astype(np.int8)
+        it.set_tensor(inp["index"], v)
+        it.invoke()
+        o = it.get_tensor(out["index"])
+        if out["dtype"] == np.int8:
+            s, z = out["quantization"]
+            o = (o.astype(np.float32) - z) * s
+        probs.append(o[0])
+    return np.array(probs), inp["dtype"], out["dtype"]
+
+
+def ort_predict(path, x):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0], session
+
+
+def test_writes_all_files_and_report(exported):
+    out, report = exported
+    for name in FILES:
+        assert (out / name).stat().st_size > 0
+    on_disk = json.loads((out / "export_report.json").read_text())
+    assert [f["file"] for f in on_disk["files"]] == list(FILES)
+    assert on_disk["calibration"]["windows"] == 100
+    assert on_disk["calibration"]["part"] == "train"
+    assert on_disk["evaluation"]["part"] == "test" and on_disk["evaluation"]["windows"] > 50
+    sizes = {f["file"]: f["bytes"] for f in report["files"]}
+    assert sizes["tiny-int8.tflite"] < sizes["tiny-fp32.tflite"]
+    for f in report["files"]:  # fp32 files are the Keras model
+        if f["quantization"] == "fp32":
+            assert f["agreement"] == 1.0 and f["max_prob_diff"] < 1e-4
+
+
+def test_metadata_reads_back(exported, tiny_run):
+    import onnx
+
+    out, _ = exported
+    trained = ModelCard.from_json((tiny_run / "model_card.json").read_text())
+    for name in FILES:
+        q = name.split("-")[1].split(".")[0]
+        if name.endswith(".tflite"):
+            card = read_card(out / name)
+            entries = tflite_metadata((out / name).read_bytes())
+            assert "min_runtime_version" in entries  # the converter's entry is kept
+        else:
+            props = {p.key: p.value for p in onnx.load(str(out / name)).metadata_props}
+            card = ModelCard.from_json(props[METADATA_KEY])
+        assert card.quantization == q
+        assert card.labels == trained.labels and card.frontend == trained.frontend
+        assert card.window == trained.window and card.input_shape == trained.input_shape
+        assert card.preset == "tiny"
+
+
+def test_tflite_files_match_keras_in_litert(exported, tiny_run, held_out):
+    out, _ = exported
+    x = held_out.x[::3]
+    ref = keras_probs(tiny_run, x)
+    fp32, in_t, out_t = lite_predict(out / "tiny-fp32.tflite", x)
+    assert in_t == np.float32 and out_t == np.float32
+    assert np.abs(fp32 - ref).max() < 1e-4
+    int8, in_t, out_t = lite_predict(out / "tiny-int8.tflite", x)
+    assert in_t == np.int8 and out_t == np.int8  # full integer, int8 I/O
+    assert np.mean(int8.argmax(1) == ref.argmax(1)) >= 0.85
+
+
+def test_int8_tflite_is_full_integer(exported):
+    from ai_edge_litert.interpreter import Interpreter
+
+    out, _ = exported
+    it = Interpreter(model_path=str(out / "tiny-int8.tflite"))
+    float_tensors = [t["name"] for t in it.get_tensor_details() if t["dtype"] == np.float32]
+    assert float_tensors == []
+
+
+def test_onnx_files_match_keras_in_onnxruntime(exported, tiny_run, held_out):
+    out, _ = exported
+    x = held_out.x
+    ref = keras_probs(tiny_run, x)
+    fp32, _ = ort_predict(out / "tiny-fp32.onnx", x)
+    assert np.abs(fp32 - ref).max() < 1e-4
+    int8, session = ort_predict(out / "tiny-int8.onnx", x)
+    assert np.mean(int8.argmax(1) == ref.argmax(1)) >= 0.85
+    import onnx
+    ops = {n.op_type for n in onnx.load(str(out / "tiny-int8.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+
+
+def test_tflite_runtime_runs_the_files(exported, held_out):
+    tflite_runtime = pytest.importorskip(
+        "tflite_runtime.interpreter",
+        reason="tflite-runtime has no wheel for Python 3.11 / numpy 2 here")
+    out, _ = exported
+    for name in ("tiny-fp32.tflite", "tiny-int8.tflite"):
+        it = tflite_runtime.Interpreter(model_path=str(out / name))
+        it.allocate_tensors()
+        inp = it.get_input_details()[0]
+        it.set_tensor(inp["index"], np.zeros(inp["shape"], inp["dtype"]))
+        it.invoke()
+
+
+def test_backends_runner_agrees_with_report(exported, held_out):
+    backends = pytest.importorskip("edge_genre.edge.backends")
+    out, report = exported
+    for f in report["files"]:
+        runner = backends.load_model(out / f["file"], backend=f["backend"])
+        assert runner.card.quantization == f["quantization"]
+        assert runner.predict(held_out.x[:4]).shape == (4, len(runner.card.labels))
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def cli(argv):
+    from edge_genre.cli import main
+    return main(["export", *map(str, argv)])
+
+
+def test_not_a_model_dir(tmp_path, capsys):
+    assert cli([tmp_path, "--out", tmp_path / "o"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no model.keras" in err[0]
+
+
+def test_input_shape_must_match_frontend(tiny_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    card = json.loads((run / "model_card.json").read_text())
+    card["frontend"]["n_mels"] = 64
+    card["input_shape"] = []
+    (run / "model_card.json").write_text(json.dumps(card))
+    assert cli([run, "--out", tmp_path / "o", "--formats", "tflite"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(err) == 1 and "does not match its front-end" in err[0]
+
+
+def test_empty_representative_set(tiny_run, tmp_path, feature_cache):
+    from edge_genre.export import export_model
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    record = json.loads((run / "run.json").read_text())
+    record["split"]["train"] = ["blues.09999"]  # not in the data folder
+    (run / "run.json").write_text(json.dumps(record))
+    with pytest.raises(DataError, match="representative .* set is empty"):
+        export_model(run, tmp_path / "o", int8=True, formats=("tflite",), cache_dir=feature_cache)
+
+
+def test_missing_converter(tiny_run, tmp_path, monkeypatch):
+    import sys
+
+    from edge_genre.export import export_model
+
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)  # as if not installed
+    with pytest.raises(BackendError, match=r"needs tf2onnx.*pip install 'edge-genre\[export\]'"):
+        export_model(tiny_run, tmp_path / "o", formats=("onnx",))
+
+
+def test_degraded_export_fails_loudly(tiny_run, tmp_path, feature_cache, capsys):
+    from edge_genre.export import ExportConfig, export_model
+
+    strict = ExportConfig(calibration_windows=20, min_agreement=1.01)  # nothing can pass
+    with pytest.raises(ModelError, match="export degraded the model"):
+        export_model(tiny_run, tmp_path / "o", int8=True, formats=("tflite",),
+                     cache_dir=feature_cache, config=strict)
+    report = json.loads((tmp_path / "o" / "export_report.json").read_text())
+    assert report["passed"] is False
