@@ -1,0 +1,318 @@
+"""Honest scores: chunk AND track accuracy, per genre, confusion matrix, and cross-validation.
+
+A track's prediction is the mean of its chunks' probabilities (what ``edge-genre predict`` does
+with a whole file). Every report names the split that produced it. Cross-validation uses
+``splits.cv_folds``: K folds by track, grouped by artist whenever an artist index is known,
+validation carved from each fold's training part (whole artists), so the test fold only ever
+scores a checkpoint it did not help choose.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge_genre.errors import DataError, ModelError
+
+log = logging.getLogger("edge_genre")
+
+
+def track_probabilities(probs: np.ndarray, owners: np.ndarray, labels: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean chunk probability per track -> (n_tracks, n_labels) probs and (n_tracks,) labels,
+    tracks in order of first appearance of their owner index."""
+    order = list(dict.fromkeys(np.asarray(owners).tolist()))
+    tp = np.stack([probs[owners == o].mean(axis=0) for o in order]) if order else np.zeros(
+        (0, probs.shape[1]))
+    tl = np.array([labels[owners == o][0] for o in order], dtype=int)
+    return tp, tl
+
+
+def confusion_matrix(true: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
+    cm = np.zeros((n, n), dtype=int)
+    for t, p in zip(true, pred):
+        cm[int(t), int(p)] += 1
+    return cm
+
+
+@dataclass
+class Report:
+    """Scores of one model on one set of tracks. ``confusion`` is track-level (rows: true)."""
+
+    split: str
+    labels: tuple[str, ...]
+    n_tracks: int
+    n_windows: int
+    chunk_accuracy: float
+    track_accuracy: float
+    per_genre: dict[str, float | None]
+    confusion: list[list[int]]
+    chunk_confusion: list[list[int]] = field(default_factory=list)
+    tracks: list[dict] = field(default_factory=list)  # id, true, predicted, confidence
+
+    def to_dict(self) -> dict:
+        return {"split": self.split, "labels": list(self.labels), "n_tracks": self.n_tracks,
+                "n_windows": self.n_windows, "chunk_accuracy": self.chunk_accuracy,
+                "track_accuracy": self.track_accuracy, "per_genre_track_accuracy": self.per_genre,
+                "track_confusion": self.confusion, "chunk_confusion": self.chunk_confusion,
+                "tracks": self.tracks}
+
+    def text(self) -> str:
+        lines = [f"split: {self.split}",
+                 f"tracks {self.n_tracks}, windows {self.n_windows}",
+                 f"chunk accuracy {self.chunk_accuracy:.1%}   track accuracy "
+                 f"{self.track_accuracy:.1%} (mean of chunk probabilities)",
+                 "per-genre track accuracy:"]
+        for g, a in self.per_genre.items():
+            lines.append(f"  {g:<10} {'-' if a is None else f'{a:.0%}'}")
+        w = max(len(g) for g in self.labels)
+        short = [g[:4] for g in self.labels]
+        lines.append("track confusion (rows true, columns predicted):")
+        lines.append(" " * (w + 2) + " ".join(f"{s:>4}" for s in short))
+        for g, row in zip(self.labels, self.confusion):
+            lines.append(f"  {g:<{w}}" + " ".join(f"{v:>4}" for v in row))
+        return "\n".join(lines)
+
+
+def score(probs: np.ndarray, windows, labels, split: str) -> Report:
+    """A Report from window probabilities and the ``features.Windows`` they came from."""
+    labels = tuple(labels)
+    n = len(labels)
+    y = np.asarray(windows.y)
+    chunk_pred = probs.argmax(1)
+    tp, tl = track_probabilities(probs, windows.track, y)
+    track_pred = tp.argmax(1)
+    per = {}
+    for i, g in enumerate(labels):
+        mask = tl == i
+        per[g] = float(np.mean(track_pred[mask] == i)) if mask.any() else None
+    order = list(dict.fromkeys(np.asarray(windows.track).tolist()))
+    tracks = [{"id": windows.tracks[o].track_id, "true": labels[int(tl[j])],
+               "predicted": labels[int(track_pred[j])], "confidence": float(tp[j].max())}
+              for j, o in enumerate(order)]
+    return Report(split=split, labels=labels, n_tracks=len(tl), n_windows=len(y),
+                  chunk_accuracy=float(np.mean(chunk_pred == y)) if len(y) else 0.0,
+                  track_accuracy=float(np.mean(track_pred == tl)) if len(tl) else 0.0,
+                  per_genre=per, confusion=confusion_matrix(tl, track_pred, n).tolist(),
+                  chunk_confusion=confusion_matrix(y, chunk_pred, n).tolist(), tracks=tracks)
+
+
+def load_run(run_dir):
+    """(keras model, ModelCard, run record or None) of a model directory."""
+    from edge_genre.edge.config import ModelCard
+    from edge_genre.train.fit import setup_keras
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "model.keras").is_file() or not (run_dir / "model_card.json").is_file():
+        raise ModelError(f"{run_dir} is not a model directory (needs model.keras and "
+                         "model_card.json, as `edge-genre train` writes)")
+    keras = setup_keras(0)
+    model = keras.models.load_model(run_dir / "model.keras", compile=False)
+    card = ModelCard.from_json((run_dir / "model_card.json").read_text())
+    record = None
+    if (run_dir / "run.json").is_file():
+        record = json.loads((run_dir / "run.json").read_text())
+    return model, card, record
+
+
+def evaluate_model(model_or_run_dir, windows, split: str = "given windows", labels=None,
+                   frontend=None) -> Report:
+    """Score a model on UNNORMALISED ``features.Windows``.
+
+    Parameters
+    ----------
+    model_or_run_dir : a model directory (its card gives labels and normalisation) or a Keras
+        model (then ``labels`` and ``frontend`` with the training mean/std are needed; with
+        ``frontend=None`` the windows are taken as already normalised).
+    windows : from ``features.load_windows`` with the model's front-end and window settings.
+    split : which tracks these are, stated on the report.
+    """
+    from edge_genre.train.fit import predict
+
+    if isinstance(model_or_run_dir, (str, Path)):
+        model, card, _ = load_run(model_or_run_dir)
+        labels, frontend = card.labels, card.frontend
+    else:
+        model = model_or_run_dir
+    if labels is None:
+        raise ModelError("evaluate_model needs the labels of a bare Keras model")
+    x = windows.normalized(frontend) if frontend is not None else windows.x
+    return score(predict(model, x), windows, labels, split)
+
+
+def _remap(ds, labels):
+    """Tracks of ``ds`` relabelled to the model's label order (genres it lacks are refused)."""
+    from edge_genre.train.data import Track
+
+    missing = sorted(set(ds.labels) - set(labels))
+    if missing:
+        raise DataError(f"the model has no label for genre(s) {', '.join(missing)}")
+    return [Track(t.path, t.genre, list(labels).index(t.genre), t.track_id, t.artist)
+            for t in ds.tracks]
+
+
+def evaluate_run_dir(run_dir, data, split: str = "run", seed: int | None = None,
+                     cache_dir=None, progress: bool = True) -> Report:
+    """Score a model directory on a dataset.
+
+    ``split``: "run" = the test tracks recorded in the run's run.json (falls back to every track
+    when none of them is in ``data``: a different dataset); "all" = every track; "artist" /
+    "track" / "fault-filtered" = the test part of that split of ``data`` made with ``seed``
+    (default: the run's seed).
+    """
+    from edge_genre.train.data import discover
+    from edge_genre.train.features import load_windows
+    from edge_genre.train.fit import make_split
+
+    model, card, record = load_run(run_dir)
+    ds = discover(data)
+    tracks = _remap(ds, card.labels)
+    if split == "run":
+        test_ids = set((record or {}).get("split", {}).get("test", []))
+        chosen = [t for t in tracks if t.track_id in test_ids]
+        if chosen:
+            what = (f"test part of the run's {record['split'].get('name')} split "
+                    f"({record['split'].get('description', '')}), {len(chosen)} tracks")
+        else:
+            chosen = tracks
+            what = f"all {len(tracks)} tracks of {ds.root} (none is in the run's split)"
+    elif split == "all":
+        chosen, what = tracks, f"all {len(tracks)} tracks of {ds.root}"
+    else:
+        ds.tracks = tracks
+        ds.labels = tuple(card.labels)
+        s = make_split(ds, split, seed if seed is not None else int(
+            (record or {}).get("settings", {}).get("seed", 0)))
+        chosen, what = s.test, f"test part of the {s.name} split ({s.description})"
+    if not chosen:
+        raise DataError("no tracks to evaluate")
+    windows = load_windows(chosen, card.frontend, card.window, cache_dir=cache_dir)
+    if len(windows) == 0:
+        raise DataError("no usable windows in the chosen tracks")
+    return evaluate_model(model, windows, what, labels=card.labels, frontend=card.frontend)
+
+
+# ----------------------------------------------------------------------------- cross-validation
+
+
+def cross_validate(preset_name, dataset, k: int = 5, seed: int = 0, cache_dir=None,
+                   epochs: int | None = None, limit: int | None = None, folds=None,
+                   progress: bool = True) -> dict:
+    """K-fold cross-validation of a preset, artist-grouped when the dataset knows its artists.
+
+    Each fold trains a fresh network on the fold's training tracks (normalisation from them),
+    picks the checkpoint on the fold's validation tracks and scores the test fold. Returns a
+    JSON-ready dict: per-fold and mean +- std track (and chunk) accuracy, MACs and params.
+    ``folds`` restricts the run to some fold indices (for a partial run on a slow preset).
+    """
+    from edge_genre.train import macs as macs_mod
+    from edge_genre.train.data import Dataset, discover
+    from edge_genre.train.features import load_windows, normalization_stats
+    from edge_genre.train.fit import fit_windows, predict
+    from edge_genre.train.presets import get_preset
+    from edge_genre.train.splits import cv_folds, describe_grouping
+
+    preset = get_preset(preset_name) if isinstance(preset_name, str) else preset_name
+    ds = dataset if isinstance(dataset, Dataset) else discover(dataset)
+    if limit:
+        ds = ds.subset(int(limit))
+    all_folds = cv_folds(ds, k, seed)
+    t0 = time.perf_counter()
+    all_windows = load_windows(ds.tracks, preset.frontend, preset.window, cache_dir=cache_dir)
+    by_id = {t.track_id: i for i, t in enumerate(all_windows.tracks)}
+    feature_seconds = time.perf_counter() - t0
+
+    def part(tracks):
+        from edge_genre.train.features import Windows
+
+        keep = [by_id[t.track_id] for t in tracks if t.track_id in by_id]
+        mask = np.isin(all_windows.track, keep)
+        remap = {old: new for new, old in enumerate(keep)}
+        return Windows(all_windows.x[mask], all_windows.y[mask],
+                       np.array([remap[o] for o in all_windows.track[mask]], dtype=int),
+                       [all_windows.tracks[o] for o in keep])
+
+    results, pooled_cm = [], np.zeros((len(ds.labels), len(ds.labels)), dtype=int)
+    macs = params = None
+    for fold in all_folds:
+        if folds is not None and fold.index not in folds:
+            continue
+        train, valid, test = part(fold.train), part(fold.valid), part(fold.test)
+        mean, std = normalization_stats(train.x)
+        fe = preset.frontend.with_normalization(mean, std)
+        outcome = fit_windows(preset, len(ds.labels), train, train.normalized(fe), valid,
+                              valid.normalized(fe), epochs=epochs, seed=seed + fold.index,
+                              progress=progress, desc=f"fold {fold.index + 1}/{k} ")
+        macs, params = macs_mod.count(outcome.model)
+        rep = score(predict(outcome.model, test.normalized(fe)), test, ds.labels,
+                    f"fold {fold.index + 1} of {k}")
+        pooled_cm += np.array(rep.confusion)
+        results.append({"fold": fold.index + 1, "train_tracks": len(train.tracks),
+                        "valid_tracks": len(valid.tracks), "test_tracks": len(test.tracks),
+                        "test_ids": [t.track_id for t in test.tracks],
+                        "track_accuracy": rep.track_accuracy,
+                        "chunk_accuracy": rep.chunk_accuracy, "best_epoch": outcome.best_epoch,
+                        "epochs_run": len(outcome.history),
+                        "train_seconds": round(outcome.train_seconds, 1),
+                        "history": outcome.history})
+        log.info("fold %d/%d: track accuracy %.1f%%, chunk accuracy %.1f%% (%d test tracks)",
+                 fold.index + 1, k, 100 * rep.track_accuracy, 100 * rep.chunk_accuracy,
+                 len(test.tracks))
+        import keras
+        keras.backend.clear_session()
+    accs = [r["track_accuracy"] for r in results]
+    chunks = [r["chunk_accuracy"] for r in results]
+    return {"method": f"preset {preset.name}: {preset.description}",
+            "preset": preset.name, "k": k, "seed": seed,
+            "grouping": describe_grouping(ds), "n_tracks": len(ds.tracks),
+            "limit_per_genre": limit, "epochs": epochs or preset.train.epochs,
+            "folds_run": [r["fold"] for r in results],
+            "macs_per_window": macs, "params": params,
+            "track_accuracy_per_fold": accs, "chunk_accuracy_per_fold": chunks,
+            "track_accuracy_mean": float(np.mean(accs)) if accs else None,
+            "track_accuracy_std": float(np.std(accs)) if accs else None,
+            "chunk_accuracy_mean": float(np.mean(chunks)) if chunks else None,
+            "chunk_accuracy_std": float(np.std(chunks)) if chunks else None,
+            "labels": list(ds.labels), "pooled_track_confusion": pooled_cm.tolist(),
+            "feature_seconds": round(feature_seconds, 1),
+            "wall_seconds": round(time.perf_counter() - t0, 1), "per_fold": results}
+
+
+def cross_validate_baseline(dataset, k: int = 5, seed: int = 0, cache_dir=None,
+                            limit: int | None = None) -> dict:
+    """MFCC+SVM on the same folds as ``cross_validate`` (same dataset, k and seed)."""
+    from edge_genre.train import baseline
+    from edge_genre.train.data import Dataset, discover
+    from edge_genre.train.splits import describe_grouping
+
+    ds = dataset if isinstance(dataset, Dataset) else discover(dataset)
+    if limit:
+        ds = ds.subset(int(limit))
+    t0 = time.perf_counter()
+    out = baseline.cross_validate(ds, k, seed, cache_dir=cache_dir)
+    out.update({"preset": "baseline", "grouping": describe_grouping(ds),
+                "n_tracks": len(ds.tracks), "limit_per_genre": limit,
+                "macs_per_window": None, "params": None,
+                "wall_seconds": round(time.perf_counter() - t0, 1)})
+    return out
+
+
+def cv_text(result: dict) -> str:
+    """One paragraph for the terminal."""
+    accs = result["track_accuracy_per_fold"]
+    lines = [f"{result['k']}-fold cross-validation ({result['grouping']}, seed {result['seed']}, "
+             f"{result['n_tracks']} tracks): {result['method']}",
+             "track accuracy per fold: " + ", ".join(f"{a:.1%}" for a in accs),
+             f"track accuracy {result['track_accuracy_mean']:.1%} +- "
+             f"{result['track_accuracy_std']:.1%} (mean +- std over folds)"]
+    if result.get("chunk_accuracy_mean") is not None:
+        lines.append(f"chunk accuracy {result['chunk_accuracy_mean']:.1%} +- "
+                     f"{result['chunk_accuracy_std']:.1%}")
+    if result.get("macs_per_window"):
+        lines.append(f"model: {result['params']:,} params, {result['macs_per_window']:,} MACs "
+                     "per window")
+    return "\n".join(lines)

@@ -1,0 +1,351 @@
+"""Train a preset on a dataset and write the model directory (the train -> export contract).
+
+``train_run`` loads feature windows (cached), computes the input normalisation on the TRAINING
+windows only, trains with on-the-fly augmentation and a progress bar, keeps the checkpoint with
+the best validation score, scores the held-out test tracks, and writes::
+
+    <out>/model.keras        Keras 3 model, input (H, W, 1) normalised features, softmax output
+    <out>/model_card.json    ModelCard.to_json(): labels, front-end incl. mean/std, window, ...
+    <out>/run.json           data fingerprint, split (track ids), settings, per-epoch metrics,
+                             wall time, test results
+    <out>/curves.png         accuracy and loss per epoch
+    <out>/confusion.png      test-track confusion matrix (when there is a test part)
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_genre.edge.config import ModelCard
+from edge_genre.errors import DataError
+from edge_genre.train.augment import augment_batch
+from edge_genre.train.data import Dataset, discover
+from edge_genre.train.evaluate import Report, score, track_probabilities
+from edge_genre.train.features import Windows, load_windows, normalization_stats
+from edge_genre.train.presets import Preset, TrainConfig, get_preset
+from edge_genre.train.splits import Split, fault_filtered_split, track_split
+
+log = logging.getLogger("edge_genre")
+
+SPLITS = ("artist", "track", "fault-filtered")
+#: Threads TensorFlow may use: this toolkit trains on small shared boxes (and Pis).
+DEFAULT_THREADS = 2
+
+
+def setup_keras(seed: int = 0, threads: int | None = DEFAULT_THREADS):
+    """Select the TensorFlow backend, limit threads and seed everything. Returns ``keras``."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+    import keras
+
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # already initialised in this process: keep its setting
+            pass
+    keras.utils.set_random_seed(int(seed))
+    return keras
+
+
+@dataclass
+class RunResult:
+    """What ``train_run`` made: the directory, the model and the record written beside it."""
+
+    out_dir: Path
+    model: Any
+    card: ModelCard
+    history: list[dict]
+    best_epoch: int
+    record: dict
+    test: Report | None = None
+
+
+@dataclass
+class FitOutcome:
+    model: Any
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    train_seconds: float = 0.0
+
+
+# ----------------------------------------------------------------------------- splits
+
+
+def make_split(ds: Dataset, name: str = "artist", seed: int = 0) -> Split:
+    """``artist`` (grouped by artist where an index is known), ``track`` (by track only) or
+    ``fault-filtered`` (the published GTZAN lists, found beside the artist index)."""
+    if name == "artist":
+        return track_split(ds, seed=seed, by_artist=True)
+    if name == "track":
+        return track_split(ds, seed=seed, by_artist=False)
+    if name == "fault-filtered":
+        if ds.artist_index is None:
+            raise DataError("--split fault-filtered needs the GTZAN split lists "
+                            "(gtzan-splits/*_filtered.txt beside the dataset)")
+        return fault_filtered_split(ds, ds.artist_index.parent)
+    raise DataError(f"unknown split {name!r} (choose from {', '.join(SPLITS)})")
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _compile(model, cfg: TrainConfig, steps_per_epoch: int, epochs: int) -> None:
+    import keras
+
+    lr: Any = cfg.learning_rate
+    if cfg.lr_schedule == "cosine":
+        total = max(1, steps_per_epoch * epochs)
+        warmup = min(total - 1, steps_per_epoch * cfg.warmup_epochs)
+        lr = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=cfg.learning_rate * (0.1 if warmup else 1.0),
+            decay_steps=max(1, total - warmup), alpha=cfg.min_lr_fraction,
+            warmup_target=cfg.learning_rate if warmup else None, warmup_steps=warmup)
+    if cfg.optimizer == "adamw":
+        opt = keras.optimizers.AdamW(learning_rate=lr, weight_decay=cfg.weight_decay)
+    else:
+        opt = keras.optimizers.Adam(learning_rate=lr)
+    model.compile(optimizer=opt,
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+                  metrics=["accuracy"])
+
+
+def predict(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Probabilities for normalised windows, in batches (no Keras progress output)."""
+    if len(x) == 0:
+        return np.zeros((0, int(model.output_shape[-1])), np.float32)
+    out = [np.asarray(model(x[i:i + batch_size], training=False))
+           for i in range(0, len(x), batch_size)]
+    return np.concatenate(out).astype(np.float32)
+
+
+def _selection_key(m: dict, cfg: TrainConfig) -> tuple:
+    if cfg.selection == "val_accuracy":
+        return (m.get("val_accuracy", 0.0), -m.get("val_loss", 0.0))
+    return (m.get("val_track_accuracy", 0.0), m.get("val_accuracy", 0.0), -m.get("val_loss", 0.0))
+
+
+def fit_windows(preset: Preset, n_labels: int, train: Windows, x_train: np.ndarray,
+                valid: Windows | None, x_valid: np.ndarray | None, epochs: int | None = None,
+                seed: int = 0, progress: bool = True, desc: str = "") -> FitOutcome:
+    """Train ``preset``'s network on normalised windows; keep the best epoch by validation.
+
+    Parameters
+    ----------
+    train, valid : the windows (labels and track owners); ``x_train``/``x_valid`` their
+        normalised features. Without validation windows the last epoch is kept.
+    epochs : overrides the preset's epoch count.
+    progress : tqdm bar per epoch (on stderr).
+    """
+    from tqdm import tqdm
+
+    cfg = preset.train
+    epochs = int(epochs or cfg.epochs)
+    keras = setup_keras(seed)
+    model = preset.build(n_labels)
+    steps = max(1, int(np.ceil(len(x_train) / cfg.batch_size)))
+    _compile(model, cfg, steps, epochs)
+    rng = np.random.default_rng(seed)
+    onehot = np.eye(n_labels, dtype=np.float32)
+    history: list[dict] = []
+    best_key, best_weights, best_epoch, stale = None, None, 0, 0
+    t0 = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        order = rng.permutation(len(x_train))
+        losses, accs, sizes = [], [], []
+        bar = tqdm(range(steps), desc=f"{desc}epoch {epoch}/{epochs}", unit="step",
+                   disable=not progress, leave=False, file=sys.stderr,
+                   mininterval=0.5 if sys.stderr.isatty() else 15)
+        e0 = time.perf_counter()
+        for s in bar:
+            idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+            xb, yb = augment_batch(x_train[idx], onehot[train.y[idx]], rng, cfg.augment)
+            logs = model.train_on_batch(xb, yb, return_dict=True)
+            losses.append(float(logs["loss"]))
+            accs.append(float(logs["accuracy"]))
+            sizes.append(len(idx))
+            bar.set_postfix(loss=f"{np.average(losses, weights=sizes):.3f}",
+                            acc=f"{np.average(accs, weights=sizes):.3f}", refresh=False)
+        bar.close()
+        m = {"epoch": epoch, "loss": float(np.average(losses, weights=sizes)),
+             "accuracy": float(np.average(accs, weights=sizes)),
+             "seconds": round(time.perf_counter() - e0, 2)}
+        if valid is not None and len(valid):
+            probs = predict(model, x_valid)
+            p = np.clip(probs[np.arange(len(probs)), valid.y], 1e-7, 1.0)
+            m["val_loss"] = float(-np.mean(np.log(p)))
+            m["val_accuracy"] = float(np.mean(probs.argmax(1) == valid.y))
+            tp, tl = track_probabilities(probs, valid.track, valid.y)
+            m["val_track_accuracy"] = float(np.mean(tp.argmax(1) == tl))
+        history.append(m)
+        key = _selection_key(m, cfg) if valid is not None and len(valid) else (epoch,)
+        if best_key is None or key > best_key:
+            best_key, best_weights, best_epoch, stale = key, model.get_weights(), epoch, 0
+        else:
+            stale += 1
+        if progress:
+            shown = " ".join(f"{k} {v:.3f}" for k, v in m.items()
+                             if k not in ("epoch", "seconds"))
+            print(f"{desc}epoch {epoch}/{epochs} ({m['seconds']:.0f} s): {shown}"
+                  f"{'  *best' if best_epoch == epoch else ''}", file=sys.stderr, flush=True)
+        if cfg.patience is not None and stale >= cfg.patience:
+            break
+    if best_weights is not None:
+        model.set_weights(best_weights)
+    del keras
+    return FitOutcome(model, history, best_epoch, time.perf_counter() - t0)
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def _as_dataset(dataset) -> Dataset:
+    return dataset if isinstance(dataset, Dataset) else discover(dataset)
+
+
+def _as_preset(preset) -> Preset:
+    return preset if isinstance(preset, Preset) else get_preset(str(preset))
+
+
+def load_split_windows(preset: Preset, split: Split, cache_dir=None, progress: bool = True
+                       ) -> dict[str, Windows]:
+    """Unnormalised windows of each part of a split (bad files logged and skipped)."""
+    from tqdm import tqdm
+
+    tracks = split.train + split.valid + split.test
+    bar = tqdm(total=len(tracks), desc="features", unit="track", disable=not progress,
+               leave=False, file=sys.stderr, mininterval=0.5 if sys.stderr.isatty() else 15)
+    out = {}
+    for part in ("train", "valid", "test"):
+        def tick(i, n, t):
+            bar.update(1)
+        out[part] = load_windows(getattr(split, part), preset.frontend, preset.window,
+                                 cache_dir=cache_dir, progress=tick)
+    bar.close()
+    return out
+
+
+def train_run(preset, dataset, split: Split | str = "artist", out_dir=None, epochs: int | None = None,
+              limit: int | None = None, seed: int = 0, cache_dir=None, progress: bool = True
+              ) -> RunResult:
+    """Train ``preset`` on ``dataset`` and write the model directory ``out_dir``.
+
+    Parameters
+    ----------
+    preset : a Preset or its name.
+    dataset : a Dataset or a dataset folder.
+    split : a Split, or "artist" / "track" / "fault-filtered" (made with ``seed``).
+    out_dir : where to write model.keras, model_card.json, run.json, curves.png.
+    epochs : overrides the preset's epochs (for short runs).
+    limit : keep only the first ``limit`` tracks of each genre (for short runs).
+    seed : split, initialisation, shuffling and augmentation seed.
+    cache_dir : feature cache folder (None: no cache).
+    """
+    from edge_genre import __version__
+    from edge_genre.train import macs as macs_mod
+    from edge_genre.train import plots
+
+    t_start = time.perf_counter()
+    preset = _as_preset(preset)
+    ds = _as_dataset(dataset)
+    if limit:
+        ds = ds.subset(int(limit))
+    if isinstance(split, str):
+        split = make_split(ds, split, seed)
+    if not split.train:
+        raise DataError("the split leaves no training tracks")
+    out_dir = Path(out_dir) if out_dir else Path("runs") / preset.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.perf_counter()
+    parts = load_split_windows(preset, split, cache_dir, progress)
+    feature_seconds = time.perf_counter() - t0
+    train, valid, test = parts["train"], parts["valid"], parts["test"]
+    if len(train) == 0:
+        raise DataError("no usable training windows (every training file was skipped)")
+    _assert_no_leak(train, valid, test)
+    mean, std = normalization_stats(train.x)
+    frontend = preset.frontend.with_normalization(mean, std)
+    x_train, x_valid = train.normalized(frontend), valid.normalized(frontend)
+
+    n_labels = len(ds.labels)
+    if preset.fit is not None:
+        model, history = preset.fit(preset, train, valid, epochs=epochs, progress=progress)
+        best_epoch = max(range(len(history)), key=lambda i: _selection_key(
+            history[i], preset.train)) + 1 if history else 0
+        outcome = FitOutcome(model, history, best_epoch, 0.0)
+    else:
+        outcome = fit_windows(preset, n_labels, train, x_train, valid, x_valid, epochs=epochs,
+                              seed=seed, progress=progress)
+    model = outcome.model
+    macs, params = macs_mod.count(model)
+
+    test_report = None
+    if len(test):
+        probs = predict(model, test.normalized(frontend))
+        test_report = score(probs, test, ds.labels,
+                            f"test part of the {split.name} split ({split.description})")
+
+    card = ModelCard(labels=ds.labels, frontend=frontend, window=preset.window,
+                     preset=preset.name, package_version=__version__,
+                     input_shape=preset.input_shape, quantization="fp32",
+                     extra={"macs": macs, "params": params,
+                            "test_track_accuracy": test_report.track_accuracy
+                            if test_report else None,
+                            "test_split": test_report.split if test_report else None})
+    model.save(out_dir / "model.keras")
+    (out_dir / "model_card.json").write_text(card.to_json() + "\n")
+    wall = time.perf_counter() - t_start
+    epochs_run = len(outcome.history)
+    record = {
+        "preset": preset.name,
+        "description": preset.description,
+        "package_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "cpus": os.cpu_count(), "threads": DEFAULT_THREADS},
+        "data": {"root": str(ds.root), "fingerprint": ds.fingerprint(),
+                 "n_tracks": len(ds.tracks), "counts": ds.counts(), "limit_per_genre": limit,
+                 "artist_index": str(ds.artist_index) if ds.artist_index else None,
+                 "skipped": [[str(p), r] for p, r in list(ds.skipped) + train.skipped
+                             + valid.skipped + test.skipped]},
+        "split": split.summary(),
+        "windows": {"train": len(train), "valid": len(valid), "test": len(test)},
+        "settings": {"train": preset.train.to_dict(), "epochs": epochs or preset.train.epochs,
+                     "seed": seed, "frontend": frontend.to_dict(),
+                     "window": preset.window.to_dict(), "input_shape": list(preset.input_shape)},
+        "normalization": {"mean": mean, "std": std, "from": "training windows"},
+        "model": {"macs_per_window": macs, "params": params},
+        "history": outcome.history,
+        "best_epoch": outcome.best_epoch,
+        "epochs_run": epochs_run,
+        "feature_seconds": round(feature_seconds, 1),
+        "train_seconds": round(outcome.train_seconds, 1),
+        "wall_seconds": round(wall, 1),
+        "test": test_report.to_dict() if test_report else None,
+    }
+    (out_dir / "run.json").write_text(json.dumps(record, indent=1) + "\n")
+    if outcome.history:
+        plots.training_curves(outcome.history, out_dir / "curves.png",
+                              title=f"{preset.name}: {split.name} split")
+    if test_report is not None:
+        plots.confusion(test_report, out_dir / "confusion.png")
+        (out_dir / "test_report.txt").write_text(test_report.text() + "\n")
+    return RunResult(out_dir, model, card, outcome.history, outcome.best_epoch, record, test_report)
+
+
+def _assert_no_leak(train: Windows, valid: Windows, test: Windows) -> None:
+    """No track (hence no chunk of it) may feed two parts."""
+    ids = [{t.track_id for t in w.tracks} for w in (train, valid, test)]
+    if ids[0] & ids[2] or ids[0] & ids[1] or ids[1] & ids[2]:
+        raise AssertionError("a track is in two parts of the split")

@@ -1,0 +1,247 @@
+"""Model presets: a front-end, a windowing, a network and how to train it, under one name.
+
+- ``paper``: the paper's pipeline as published: librosa-default log-mel of 4 s at 22050 Hz
+  (n_fft 2048, hop 512, 128 mels, dB re max, top_db 80) resized bilinearly to 256x256, a 10-conv
+  VGG net (5 blocks of two 3x3 'same' convs, 32..512 channels, 2x2 max pooling, dropout 0.3 after
+  blocks 3 and 5), Dense 1200, dropout 0.45, softmax; Adam 1e-4, batch 32, 30 epochs, best
+  checkpoint on validation accuracy. No augmentation (the paper lists it as future work).
+- ``edge``: designed for a Raspberry Pi: 16 kHz, 64 mels, no resize, a small depthwise-separable
+  CNN well under 100 M MACs and 500 k parameters per 4 s window, int8-friendly layers only
+  (Conv2D, DepthwiseConv2D, batch norm that folds at export, ReLU, max/global-average pooling,
+  Dense), trained with on-the-fly augmentation (``augment.py``).
+- ``transfer``: provided by ``edge_genre.train.transfer`` (YAMNet-derived), imported lazily.
+
+Keras is imported inside the builders, so listing presets stays light.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from edge_genre.edge.config import FrontendConfig, WindowConfig
+from edge_genre.errors import ModelError
+from edge_genre.train.augment import NO_AUGMENTATION, AugmentConfig
+
+PRESETS = ("paper", "edge", "transfer")
+
+#: Bounds the ``edge`` preset is designed to (checked by tests/train/test_presets.py).
+EDGE_MAX_MACS = 100_000_000
+EDGE_MAX_PARAMS = 500_000
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a preset is trained.
+
+    Parameters
+    ----------
+    epochs : passes over the training windows.
+    batch_size : windows per step.
+    learning_rate : peak learning rate.
+    optimizer : "adam" or "adamw".
+    weight_decay : AdamW's decoupled weight decay (ignored by "adam").
+    lr_schedule : "constant" or "cosine" (cosine decay to ``min_lr_fraction`` after warm-up).
+    warmup_epochs : linear warm-up length for "cosine".
+    min_lr_fraction : final learning rate as a fraction of the peak for "cosine".
+    label_smoothing : for the categorical cross-entropy.
+    patience : stop after this many epochs without a better checkpoint (None: never).
+    selection : what picks the best checkpoint: "val_track_accuracy" (ties broken by chunk
+        accuracy, then loss) or "val_accuracy" (chunk accuracy, as the paper).
+    augment : on-the-fly augmentation of the training windows.
+    seed : seeds numpy, Python and Keras.
+    """
+
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    warmup_epochs: int = 0
+    min_lr_fraction: float = 0.02
+    label_smoothing: float = 0.0
+    patience: int | None = None
+    selection: str = "val_track_accuracy"
+    augment: AugmentConfig = field(default_factory=lambda: NO_AUGMENTATION)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adam", "adamw"):
+            raise ModelError(f"optimizer {self.optimizer!r} is not 'adam' or 'adamw'")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ModelError(f"lr_schedule {self.lr_schedule!r} is not 'constant' or 'cosine'")
+        if self.selection not in ("val_track_accuracy", "val_accuracy"):
+            raise ModelError(f"selection {self.selection!r} is not supported")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ModelError("epochs and batch_size must be at least 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named recipe: front-end, windowing, network builder and training settings.
+
+    ``builder(n_labels, input_shape) -> keras.Model``; ``build(n_labels)`` supplies the input
+    shape from the front-end. ``fit``, when set, replaces the generic training loop of
+    ``fit.train_run``: it is called as ``fit(preset, train, valid, epochs=..., progress=...)``
+    with ``features.Windows`` (normalised) and must return ``(model, history)`` where history is
+    a list of per-epoch metric dicts.
+    """
+
+    name: str
+    frontend: FrontendConfig
+    window: WindowConfig
+    train: TrainConfig
+    builder: Callable[[int, tuple], Any]
+    description: str = ""
+    fit: Callable | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self.frontend.feature_shape(self.window.window_samples(self.frontend))
+
+    def build(self, n_labels: int):
+        """A fresh, uncompiled Keras model for ``n_labels`` classes."""
+        return self.builder(int(n_labels), self.input_shape)
+
+    def with_train(self, **changes) -> "Preset":
+        return dataclasses.replace(self, train=dataclasses.replace(self.train, **changes))
+
+
+# ----------------------------------------------------------------------------- paper
+
+
+PAPER_FRONTEND = FrontendConfig(resize=(256, 256))  # librosa defaults + bilinear 256x256
+PAPER_WINDOW = WindowConfig(seconds=4.0, hop_seconds=2.0)
+PAPER_FILTERS = (32, 64, 128, 256, 512)
+PAPER_DROPOUT_AFTER = {3: 0.3, 5: 0.3}  # block number -> dropout rate
+PAPER_DENSE = 1200
+PAPER_DENSE_DROPOUT = 0.45
+
+
+def build_paper(n_labels: int, input_shape: tuple) -> Any:
+    """The paper's 10-conv VGG net, layer by layer."""
+    import keras
+    from keras import layers as L
+
+    inputs = keras.Input(shape=input_shape, name="logmel")
+    x = inputs
+    for block, filters in enumerate(PAPER_FILTERS, start=1):
+        for j in (1, 2):
+            x = L.Conv2D(filters, 3, padding="same", activation="relu",
+                         name=f"block{block}_conv{j}")(x)
+        x = L.MaxPooling2D(2, name=f"block{block}_pool")(x)
+        if block in PAPER_DROPOUT_AFTER:
+            x = L.Dropout(PAPER_DROPOUT_AFTER[block], name=f"block{block}_dropout")(x)
+    x = L.Flatten(name="flatten")(x)
+    x = L.Dense(PAPER_DENSE, activation="relu", name="dense")(x)
+    x = L.Dropout(PAPER_DENSE_DROPOUT, name="dense_dropout")(x)
+    outputs = L.Dense(n_labels, activation="softmax", name="genre")(x)
+    return keras.Model(inputs, outputs, name="paper_vgg")
+
+
+PAPER = Preset(
+    name="paper",
+    frontend=PAPER_FRONTEND,
+    window=PAPER_WINDOW,
+    train=TrainConfig(epochs=30, batch_size=32, learning_rate=1e-4, optimizer="adam",
+                      selection="val_accuracy"),
+    builder=build_paper,
+    description="paper pipeline: 128-mel dB at 22050 Hz resized to 256x256, 10-conv VGG, "
+                "Dense 1200; Adam 1e-4, batch 32, 30 epochs, best val accuracy",
+)
+
+
+# ----------------------------------------------------------------------------- edge
+
+
+EDGE_FRONTEND = FrontendConfig(sample_rate=16000, n_fft=512, win_length=400, hop_length=320,
+                               n_mels=64, fmin=50.0, fmax=8000.0, center=False)
+EDGE_WINDOW = WindowConfig(seconds=4.0, hop_seconds=2.0)
+#: (output channels, pool after) of the separable blocks that follow the stem.
+EDGE_STEM = 32
+#: (output channels, depthwise stride) of the separable blocks after the stem. Strided depthwise
+#: convolutions instead of max pooling: on a CPU, training time goes with the size of the
+#: activations more than with MACs, so resolution is cut early (stem and block 1 both stride 2).
+EDGE_BLOCKS = ((64, 2), (128, 1), (128, 2), (256, 1), (256, 2))
+EDGE_DROPOUT = 0.3
+
+
+def build_edge(n_labels: int, input_shape: tuple) -> Any:
+    """A small MobileNet-style CNN: a 3x3 stride-2 conv stem, five separable blocks (depthwise
+    3x3, stride 1 or 2 -> BN -> ReLU -> pointwise 1x1 -> BN -> ReLU), global average pooling,
+    dropout and a softmax Dense. Every op quantises to int8 (BN folds into the convs)."""
+    import keras
+    from keras import layers as L
+
+    def bn_relu(x, name):
+        x = L.BatchNormalization(name=f"{name}_bn")(x)
+        return L.ReLU(name=f"{name}_relu")(x)
+
+    inputs = keras.Input(shape=input_shape, name="logmel")
+    x = L.Conv2D(EDGE_STEM, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
+    x = bn_relu(x, "stem")
+    for i, (filters, stride) in enumerate(EDGE_BLOCKS, start=1):
+        x = L.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False,
+                              name=f"sep{i}_dw")(x)
+        x = bn_relu(x, f"sep{i}_dw")
+        x = L.Conv2D(filters, 1, use_bias=False, name=f"sep{i}_pw")(x)
+        x = bn_relu(x, f"sep{i}_pw")
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    x = L.Dropout(EDGE_DROPOUT, name="dropout")(x)
+    outputs = L.Dense(n_labels, activation="softmax", name="genre")(x)
+    return keras.Model(inputs, outputs, name="edge_sepcnn")
+
+
+EDGE = Preset(
+    name="edge",
+    frontend=EDGE_FRONTEND,
+    window=EDGE_WINDOW,
+    train=TrainConfig(epochs=15, batch_size=32, learning_rate=3e-3, optimizer="adamw",
+                      weight_decay=1e-3, lr_schedule="cosine", warmup_epochs=1,
+                      label_smoothing=0.05, selection="val_track_accuracy",
+                      augment=AugmentConfig()),
+    builder=build_edge,
+    description="edge: 64-mel dB at 16 kHz (no resize), separable CNN, int8-friendly; "
+                "AdamW + cosine, on-the-fly augmentation",
+)
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+_BUILTIN = {"paper": PAPER, "edge": EDGE}
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name`` (one of ``PRESETS``)."""
+    if name in _BUILTIN:
+        return _BUILTIN[name]
+    if name == "transfer":
+        return _transfer_preset()
+    raise ModelError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
+
+
+def _transfer_preset() -> Preset:
+    try:
+        module = importlib.import_module("edge_genre.train.transfer")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("edge_genre"):
+            raise ModelError("preset transfer is not available in this install") from None
+        raise
+    for attr in ("preset", "get_preset", "make_preset"):
+        factory = getattr(module, attr, None)
+        if callable(factory):
+            preset = factory()
+            if isinstance(preset, Preset):
+                return preset
+    for attr in ("PRESET", "TRANSFER"):
+        preset = getattr(module, attr, None)
+        if isinstance(preset, Preset):
+            return preset
+    raise ModelError("preset transfer is not available (edge_genre.train.transfer "
+                     "defines no Preset)")
