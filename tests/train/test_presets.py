@@ -1,0 +1,68 @@
+"""Presets: the paper net's exact size, the edge net within its Pi budget and int8-friendly."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from edge_genre.errors import EdgeGenreError  # noqa: E402
+from edge_genre.train import macs  # noqa: E402
+from edge_genre.train.presets import (EDGE_MAX_MACS, EDGE_MAX_PARAMS, PRESETS,  # noqa: E402
+                                      Preset, get_preset)
+
+#: Layers that convert to int8 TFLite/ONNX without float fallbacks (BN folds into the conv).
+INT8_FRIENDLY = {"Conv2D", "DepthwiseConv2D", "SeparableConv2D", "BatchNormalization", "ReLU",
+                 "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "Dense", "Dropout",
+                 "Flatten"}
+
+
+def test_paper_preset_layer_by_layer():
+    p = get_preset("paper")
+    assert p.input_shape == (256, 256, 1)
+    fe = p.frontend
+    assert (fe.sample_rate, fe.n_fft, fe.hop_length, fe.n_mels, fe.power, fe.ref, fe.top_db) == (
+        22050, 2048, 512, 128, 2.0, "max", 80.0)
+    assert (p.window.seconds, p.window.hop_seconds) == (4.0, 2.0)
+    assert (p.train.learning_rate, p.train.batch_size, p.train.epochs, p.train.optimizer) == (
+        1e-4, 32, 30, "adam")
+    model = p.build(10)
+    rows = macs.layer_costs(model)
+    convs = [r for r in rows if r.kind == "Conv2D"]
+    assert [r.output_shape[-1] for r in convs] == [32, 32, 64, 64, 128, 128, 256, 256, 512, 512]
+    assert [r.kind for r in rows if r.kind == "Dropout"] == ["Dropout"] * 3
+    dense = [r for r in rows if r.kind == "Dense"]
+    assert [r.output_shape for r in dense] == [(1200,), (10,)]
+    n_macs, n_params = macs.count(model)
+    # 10 'same' 3x3 convs on 256x256 .. 16x16, then Flatten(8*8*512) -> Dense 1200 -> Dense 10.
+    assert n_params == 44_046_458
+    assert n_macs == 4_286_066_400
+
+
+def test_edge_preset_fits_a_pi():
+    p = get_preset("edge")
+    assert p.input_shape == (64, 199, 1)
+    assert p.frontend.resize is None
+    model = p.build(10)
+    n_macs, n_params = macs.count(model)
+    assert n_macs <= EDGE_MAX_MACS and n_params <= EDGE_MAX_PARAMS
+    kinds = {r.kind for r in macs.layer_costs(model)}
+    assert kinds <= INT8_FRIENDLY, kinds - INT8_FRIENDLY
+    assert model.output_shape == (None, 10)
+
+
+def test_unknown_preset_is_a_user_error():
+    assert set(PRESETS) == {"paper", "edge", "transfer"}
+    with pytest.raises(EdgeGenreError, match="unknown preset"):
+        get_preset("resnet")
+
+
+def test_transfer_is_a_preset_or_a_clear_error():
+    try:
+        p = get_preset("transfer")
+    except EdgeGenreError as exc:
+        assert "transfer" in str(exc) and "not available" in str(exc)
+    else:
+        assert isinstance(p, Preset) and p.name == "transfer"
