@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_genre.benchmarks.latency import LatencyStats, TimingConfig, time_calls
+from edge_genre.benchmarks.latency import LatencyStats, TimingConfig
 from edge_genre.edge import frontend as fe
 from edge_genre.edge.config import FrontendConfig, WindowConfig
 
@@ -49,49 +49,34 @@ class FrontendCost:
         }
 
 
-def streaming_cost(y: np.ndarray, cfg: FrontendConfig, window_samples: int, hop_samples: int,
-                   timing: TimingConfig) -> tuple[LatencyStats, float, float]:
-    """Per-hop time of ``StreamingFrontend.push`` in steady state (after the first window).
+class _Stream:
+    """A StreamingFrontend fed one hop per ``step()`` in steady state (after one window); when
+    the audio runs out it restarts, primed again with one window, outside the timed call."""
 
-    Returns (stats, frames computed per hop, frames reused per hop). When the audio runs out the
-    stream restarts (untimed) and is primed with one window again."""
-    stream = fe.StreamingFrontend(cfg, window_samples, hop_samples)
-    pos = 0
+    def __init__(self, y: np.ndarray, cfg: FrontendConfig, window_samples: int, hop_samples: int):
+        self.y, self.window, self.hop = y, window_samples, hop_samples
+        self.stream = fe.StreamingFrontend(cfg, window_samples, hop_samples)
+        self.computed = self.reused = self.hops = 0
+        self._prime()
 
-    def prime() -> None:
-        nonlocal pos
-        stream.reset()
-        stream.push(y[:window_samples])
-        pos = window_samples
+    def _prime(self) -> None:
+        self.stream.reset()
+        self.stream.push(self.y[:self.window])
+        self.pos = self.window
 
-    def step() -> None:
-        nonlocal pos
-        if pos + hop_samples > len(y):
-            prime()
-        stream.push(y[pos:pos + hop_samples])
-        pos += hop_samples
+    def ready(self) -> None:
+        if self.pos + self.hop > len(self.y):
+            self._prime()
 
-    prime()
-    for _ in range(timing.warmup_runs):
-        step()
-    computed = reused = 0
-    samples = []
-    deadline = time.perf_counter() + timing.seconds
-    while len(samples) < timing.max_runs:
-        if pos + hop_samples > len(y):
-            prime()
-        before = (stream.frames_computed, stream.frames_reused)
-        t0 = time.perf_counter()
-        out = stream.push(y[pos:pos + hop_samples])
-        samples.append(time.perf_counter() - t0)
-        pos += hop_samples
-        assert len(out) == 1, "one window per hop in steady state"
-        computed += stream.frames_computed - before[0]
-        reused += stream.frames_reused - before[1]
-        if len(samples) >= timing.min_runs and time.perf_counter() >= deadline:
-            break
-    n = len(samples)
-    return LatencyStats.from_seconds(samples), computed / n, reused / n
+    def step(self) -> None:
+        before = (self.stream.frames_computed, self.stream.frames_reused)
+        out = self.stream.push(self.y[self.pos:self.pos + self.hop])
+        self.pos += self.hop
+        if len(out) != 1:
+            raise AssertionError("one window per hop in steady state")
+        self.computed += self.stream.frames_computed - before[0]
+        self.reused += self.stream.frames_reused - before[1]
+        self.hops += 1
 
 
 def _windows(y: np.ndarray, window_samples: int, hop_samples: int) -> list[np.ndarray]:
@@ -127,26 +112,58 @@ def librosa_logmel(y: np.ndarray, cfg: FrontendConfig):
 def measure(y: np.ndarray, cfg: FrontendConfig, window: WindowConfig,
             timing: TimingConfig = TimingConfig()) -> FrontendCost:
     """Front-end cost per hop for audio ``y`` (mono, at ``cfg.sample_rate``, at least one window
-    plus a few hops long) at the window's default hop."""
+    plus a hop long) at the window's default hop.
+
+    The variants are timed round-robin (one call of each per round) so that a busy neighbour on
+    a shared machine slows them alike and their ratios stay meaningful."""
     window_samples = window.window_samples(cfg)
     hop_samples = window.hop_samples(cfg)
     if len(y) < window_samples + hop_samples:
         raise ValueError("need at least one window and one hop of audio")
     y = np.asarray(y, dtype=np.float32)
-    stream, computed, reused = streaming_cost(y, cfg, window_samples, hop_samples, timing)
+    stream = _Stream(y, cfg, window_samples, hop_samples)
     wins = _windows(y, window_samples, hop_samples)
-    scratch = time_calls(lambda nxt=_cycle(wins): fe.features(nxt(), cfg), timing)
-    logmel = time_calls(lambda nxt=_cycle(wins): fe.log_mel(nxt(), cfg), timing)
-    lib, note = None, ""
+    calls = {"streaming": stream.step,
+             "scratch": lambda nxt=_cycle(wins): fe.features(nxt(), cfg),
+             "scratch_logmel": lambda nxt=_cycle(wins): fe.log_mel(nxt(), cfg)}
+    note = ""
     try:
-        import librosa  # noqa: F401
+        import librosa
     except ImportError:
         note = "librosa is not installed: the peer front-end was skipped"
     else:
-        lib = time_calls(lambda nxt=_cycle(wins): librosa_logmel(nxt(), cfg), timing)
+        calls["librosa"] = lambda nxt=_cycle(wins): librosa_logmel(nxt(), cfg)
         note = (f"librosa {librosa.__version__} melspectrogram + "
                 f"{'power_to_db' if cfg.scale == 'db' else 'log'}, same settings, "
                 "no resize / normalisation")
-    return FrontendCost(stream, scratch, logmel, lib, computed, reused,
+    samples = _round_robin(calls, stream, timing)
+    stats = {name: LatencyStats.from_seconds(v) for name, v in samples.items()}
+    return FrontendCost(stats["streaming"], stats["scratch"], stats["scratch_logmel"],
+                        stats.get("librosa"), stream.computed / stream.hops,
+                        stream.reused / stream.hops,
                         len(fe.frame_starts(cfg, window_samples)), hop_samples, window_samples,
                         note)
+
+
+def _round_robin(calls: dict, stream: _Stream, timing: TimingConfig) -> dict[str, list[float]]:
+    for _ in range(timing.warmup_runs):
+        for name, fn in calls.items():
+            if name == "streaming":
+                stream.ready()
+            fn()
+    stream.computed = stream.reused = stream.hops = 0
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    clock = time.perf_counter
+    deadline = clock() + timing.seconds * len(calls)
+    rounds = 0
+    while rounds < timing.max_runs:
+        for name, fn in calls.items():
+            if name == "streaming":
+                stream.ready()
+            t0 = clock()
+            fn()
+            samples[name].append(clock() - t0)
+        rounds += 1
+        if rounds >= timing.min_runs and clock() >= deadline:
+            break
+    return samples
