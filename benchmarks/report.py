@@ -146,7 +146,7 @@ def markdown(record: dict) -> str:
             ("librosa_over_scratch_logmel", "librosa log-mel / our log-mel from scratch, per window"),
             ("scratch_over_streaming_frontend", "from-scratch / streaming front-end, per hop"),
             ("track_accuracy_edge_minus_paper", "track accuracy, edge minus paper (points x 0.01)")):
-        if key in r:
+        if r.get(key) is not None:
             lines.append(f"- {label}: **{_f(r[key], 2)}**")
 
     if yam.get("mapping"):
