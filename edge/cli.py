@@ -1,0 +1,176 @@
+"""``edge-genre predict`` and ``edge-genre listen``: light at import (argparse only).
+
+Exit codes: 0 when every file was classified; 1 when ``predict`` could not classify at least one
+file (each is reported as one line and the rest go on); 2 for a usage, model, backend or device
+error (one line); 130 on Ctrl-C outside ``listen`` (which exits 0 on Ctrl-C: stopping is normal).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+BACKEND_CHOICES = ("auto", "ai-edge-litert", "tflite-runtime", "onnxruntime")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="PATH",
+                   help="a .tflite or .onnx file made by 'edge-genre export' "
+                        "(default: the shipped model)")
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+                   help="interpreter (default: ai-edge-litert, then tflite-runtime for .tflite; "
+                        "onnxruntime for .onnx)")
+    p.add_argument("--threads", type=int, metavar="N", help="interpreter threads (default: backend's)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "predict", help="classify audio files",
+        description="Classify audio files: per file the top genre and a bar per genre, from the "
+                    "mean of its windows' probabilities. A folder is walked for audio files.",
+        epilog="Exit status: 0 all files classified; 1 some file could not be (corrupt, empty, "
+               "silent or too short: reported, the batch goes on); 2 a model/usage error.")
+    p.add_argument("paths", nargs="+", metavar="FILE|DIR", help="audio files or folders")
+    _add_model_args(p)
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per file on stdout (errors too, with an 'error' key)")
+    p.add_argument("--windows", action="store_true", help="with --json: include every window")
+    p.set_defaults(func=run_predict)
+
+    p = sub.add_parser(
+        "listen", help="classify a microphone live",
+        description="Classify live audio from a capture device: every hop, the last window. "
+                    "The device is opened at its default rate and resampled to the model's.")
+    p.add_argument("--device", metavar="NAME|INDEX",
+                   help="capture device (index or name fragment; default: the system's default)")
+    _add_model_args(p)
+    p.add_argument("--hop", type=float, metavar="S",
+                   help="seconds between decisions (default: the model's, usually 2)")
+    p.add_argument("--smoothing", type=int, default=3, metavar="N",
+                   help="smoothed decision = mean of the last N windows (default 3)")
+    p.add_argument("--silence-dbfs", type=float, default=-60.0, metavar="DB",
+                   help="windows quieter than this are 'no music' (default -60)")
+    p.add_argument("--json", action="store_true", help="one JSON line per window on stdout")
+    p.add_argument("--list-devices", action="store_true", help="list capture devices and exit")
+    p.add_argument("--seconds", type=float, metavar="N",
+                   help="stop after N seconds of audio (default: run until Ctrl-C)")
+    p.set_defaults(func=run_listen)
+
+
+# ----------------------------------------------------------------------------- predict
+
+
+def audio_files(paths) -> list[tuple[str, str | None]]:
+    """(path, problem) for each input: folders expanded to their audio files, sorted."""
+    from pathlib import Path
+
+    from edge_genre.edge.audio import AUDIO_EXTENSIONS
+
+    out = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(f for f in path.rglob("*")
+                           if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+            if not found:
+                out.append((str(path), "folder holds no audio files"))
+            out.extend((str(f), None) for f in found)
+        elif path.exists():
+            out.append((str(path), None))
+        else:
+            out.append((str(path), "no such file or folder"))
+    return out
+
+
+def run_predict(args) -> int:
+    from edge_genre.edge import views
+    from edge_genre.edge.classifier import Classifier
+    from edge_genre.errors import AudioError
+
+    clf = Classifier(args.model, backend=args.backend, threads=args.threads)
+    failed = 0
+    for path, problem in audio_files(args.paths):
+        result = None
+        if problem is None:
+            try:
+                result = clf.classify_file(path)
+            except AudioError as exc:
+                problem = str(exc).removeprefix(f"{path}: ")
+            else:
+                if result.silent:
+                    problem = (f"silent (every window below {clf.config.silence_dbfs:g} dBFS): "
+                               "no music to classify")
+        if problem is not None:
+            failed += 1
+            print(f"{path}: error: {problem}", file=sys.stderr, flush=True)
+            if args.json:
+                print(views.json_line({"file": path, "error": problem}), flush=True)
+            continue
+        if args.json:
+            record = {"file": path, **result.to_dict(windows=args.windows),
+                      "model": clf.runner.path.name, "backend": clf.runner.backend}
+            print(views.json_line(record), flush=True)
+        else:
+            print(views.track_report(path, result), flush=True)
+    return 1 if failed else 0
+
+
+# ----------------------------------------------------------------------------- listen
+
+
+def run_listen(args) -> int:
+    import logging
+    import time
+
+    from edge_genre.edge import mic, views
+
+    log = logging.getLogger("edge_genre.listen")
+    if args.list_devices:
+        print(mic.devices_text(mic.input_devices()))
+        return 0
+    from edge_genre.edge.classifier import Classifier
+
+    clf = Classifier(args.model, backend=args.backend, threads=args.threads,
+                     hop_seconds=args.hop, smoothing=args.smoothing,
+                     silence_dbfs=args.silence_dbfs)
+    microphone = mic.Microphone(args.device)
+    view = None if args.json else views.LiveView()
+    received = 0
+    reported_overflows = 0
+    with microphone:
+        rate = microphone.sample_rate
+        source = (f"{microphone.device.name} @ {rate} Hz -> {clf.sample_rate} Hz, "
+                  f"window {clf.window_seconds:g} s, hop {clf.hop_seconds:g} s")
+        print(f"edge-genre listen: device {microphone.device.index} ({microphone.device.name}) "
+              f"opened at {rate} Hz, {microphone.channels} ch; model {clf.runner.path.name} "
+              f"({clf.runner.backend})", file=sys.stderr, flush=True)
+        if view:
+            view.waiting(source)
+        # Wall-clock guard for --seconds: a device that delivers nothing must not hang a script.
+        deadline = time.monotonic() + args.seconds + 10.0 if args.seconds else None
+        try:
+            while True:
+                block = microphone.read(timeout=0.5)
+                if block is not None:
+                    received += len(block)
+                    for d in clf.push(block, rate):
+                        if args.json:
+                            print(views.json_line({**d.to_dict(), "device_rate": rate,
+                                                   "overflows": microphone.overflows,
+                                                   "time": round(time.time(), 3)}), flush=True)
+                        else:
+                            view.show(d, source, microphone.overflows)
+                if microphone.overflows > reported_overflows:
+                    log.warning("input overflow: %d block(s) lost so far (the machine is busy)",
+                                microphone.overflows)
+                    reported_overflows = microphone.overflows
+                if args.seconds and (received >= args.seconds * rate
+                                     or time.monotonic() > deadline):
+                    break
+        except KeyboardInterrupt:
+            pass
+    print(f"edge-genre listen: stopped after {received / max(rate, 1):.1f} s of audio, "
+          f"{microphone.overflows} overflow(s)", file=sys.stderr, flush=True)
+    if args.seconds and received == 0:
+        print("edge-genre listen: error: the device delivered no audio", file=sys.stderr)
+        return 2
+    return 0
