@@ -15,8 +15,11 @@ a ``ModelError`` before anything runs. Nothing here imports TensorFlow.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -208,7 +211,8 @@ class TFLiteRunner(Runner):
             kwargs["num_threads"] = int(threads)
         try:
             self._interp = interpreter_class(**kwargs)
-            self._interp.allocate_tensors()
+            with _quiet_native_stderr():
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{path}: {backend} cannot load it ({_first_line(exc)})") from None
         inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
@@ -237,7 +241,8 @@ class TFLiteRunner(Runner):
         it = self._interp
         if len(x) != self._batch:
             it.resize_tensor_input(self._in["index"], [len(x), *self.input_shape])
-            it.allocate_tensors()
+            with _quiet_native_stderr():
+                it.allocate_tensors()
             self._batch = len(x)
             self._refresh()
         inp = x if self._in["dtype"] == np.float32 else _quantize(x, self._in)
@@ -293,6 +298,25 @@ class OnnxRunner(Runner):
             return self._session.run(None, {self._name: x})[0]
         return np.concatenate([self._session.run(None, {self._name: x[i:i + 1]})[0]
                                for i in range(len(x))])
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Silence what native code writes to fd 2 (LiteRT's "INFO: Created TensorFlow Lite XNNPACK
+    delegate" on every load); errors still arrive as Python exceptions."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real fd 2 (embedded, pytest capture): skip
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _first_line(exc: BaseException) -> str:
