@@ -129,10 +129,10 @@ def run_listen(args) -> int:
         return 0
     from edge_genre.edge.classifier import Classifier
 
+    microphone = mic.Microphone(args.device)  # device problems first: they need no model
     clf = Classifier(args.model, backend=args.backend, threads=args.threads,
                      hop_seconds=args.hop, smoothing=args.smoothing,
                      silence_dbfs=args.silence_dbfs)
-    microphone = mic.Microphone(args.device)
     view = None if args.json else views.LiveView()
     received = 0
     reported_overflows = 0
