@@ -77,3 +77,26 @@ def test_listen_plain_view_and_list_devices(virtual_mic, live_model):
     assert "no music" in done.stdout
     listed = virtual_mic.listen("--list-devices")
     assert listed.returncode == 0 and "pulse" in listed.stdout
+
+
+def test_listen_ctrl_c_exits_cleanly(virtual_mic, live_model):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "edge_genre", "listen", "--device",
+                             virtual_mic.device, "--model", str(live_model), "--json"],
+                            env=virtual_mic.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        first = proc.stdout.readline()  # the first window (about 4 s of audio)
+        assert json.loads(first)["window"] == 0
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "stopped after" in err
