@@ -59,9 +59,13 @@ class LatencyStats:
 
 
 def time_calls(fn: Callable[[], object], cfg: TimingConfig = TimingConfig()) -> LatencyStats:
-    """Call ``fn`` ``cfg.warmup_runs`` times untimed, then time calls until the budget is spent."""
-    for _ in range(cfg.warmup_runs):
+    """Call ``fn`` ``cfg.warmup_runs`` times untimed (at least once; at most half the budget for
+    slow callables), then time calls until the budget is spent."""
+    warm_until = time.perf_counter() + cfg.seconds / 2
+    for i in range(max(1, cfg.warmup_runs)):
         fn()
+        if time.perf_counter() >= warm_until:
+            break
     samples = []
     clock = time.perf_counter
     deadline = clock() + cfg.seconds

@@ -94,7 +94,8 @@ def markdown(record: dict) -> str:
                 f"{_lat(lat) if lat else '–'} | {_lat(many_row) if many_row else '–'} | "
                 f"{_f(stream and stream['real_time_factor'], 5)} | "
                 f"{_f(stream and stream['core_percent'], 3, '%')} | "
-                f"{_f(cs.get('median_s'), 3)} | {_f(cs.get('peak_rss_mib'), 1)} | "
+                f"{_f(cs.get('median_s'), 3) if cs.get('ok') else 'failed'} | "
+                f"{_f(cs.get('peak_rss_mib'), 1) if cs.get('ok') else '–'} | "
                 f"{_f(m['pi_estimate_ms']['raspberry_pi_4'], 1)} | "
                 f"{_f(m['pi_estimate_ms']['raspberry_pi_5'], 1)} |")
     yam = record.get("yamnet") or {}

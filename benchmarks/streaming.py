@@ -65,8 +65,15 @@ def _pipeline(runner):
     return push, "StreamingFrontend.push + Runner.predict + argmax"
 
 
-def measure(runner, y: np.ndarray, max_hops: int | None = None) -> StreamingCost:
-    """Stream ``y`` (mono, at the model's rate) hop by hop through ``runner``'s pipeline."""
+#: Hops always streamed, however slow the model, before a time budget may stop the stream.
+MIN_HOPS = 5
+
+
+def measure(runner, y: np.ndarray, max_hops: int | None = None,
+            budget_seconds: float | None = None) -> StreamingCost:
+    """Stream ``y`` (mono, at the model's rate) hop by hop through ``runner``'s pipeline; stop at
+    the end of ``y``, after ``max_hops``, or once ``budget_seconds`` of wall time are spent
+    (never before ``MIN_HOPS`` hops)."""
     card = runner.card
     fr = card.frontend
     window = card.window.window_samples(fr)
@@ -78,7 +85,10 @@ def measure(runner, y: np.ndarray, max_hops: int | None = None) -> StreamingCost
     push(y[:window])  # prime: the first window (and the interpreter's first call)
     walls, cpus = [], []
     pos = window
+    deadline = None if budget_seconds is None else time.perf_counter() + budget_seconds
     while pos + hop <= len(y) and (max_hops is None or len(walls) < max_hops):
+        if deadline is not None and len(walls) >= MIN_HOPS and time.perf_counter() >= deadline:
+            break
         c0, t0 = time.process_time(), time.perf_counter()
         push(y[pos:pos + hop])
         walls.append(time.perf_counter() - t0)
