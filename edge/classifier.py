@@ -21,7 +21,7 @@ import numpy as np
 
 from edge_genre.edge.audio import rms_dbfs, to_mono
 from edge_genre.edge.backends import Runner, as_runner
-from edge_genre.edge.frontend import StreamingFrontend, features
+from edge_genre.edge.frontend import StreamingFrontend
 from edge_genre.edge.resample import Resampler, resample
 from edge_genre.errors import AudioError
 
@@ -285,7 +285,9 @@ class Classifier:
         heard = [i for i, s in enumerate(silent) if not s]
         probs = np.zeros((len(windows), len(self.labels)), dtype=np.float32)
         if heard:
-            x = np.stack([features(windows[i], self.frontend) for i in heard])
+            # All windows' features in one pass that computes each shared STFT frame once.
+            stream = StreamingFrontend(self.frontend, n, self.hop_samples)
+            x = np.stack(stream.push(y[:starts[-1] + n]))[heard]
             probs[heard] = self.runner.predict(x)
         per_window_ms = (time.perf_counter() - t0) * 1e3 / max(1, len(heard))
         smoother = _Smoother(self.config.smoothing)

@@ -17,6 +17,8 @@ import numpy as np
 ZERO_CROSSINGS = 16
 KAISER_BETA = 8.6
 ROLLOFF = 0.945
+#: Input samples per block when ``resample`` converts a whole signal (bounds its memory).
+RESAMPLE_BLOCK = 1 << 15
 
 
 @lru_cache(maxsize=8)
@@ -105,4 +107,8 @@ def resample(y: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
     if int(in_rate) == int(out_rate):
         return np.asarray(y, dtype=np.float32)
     r = Resampler(in_rate, out_rate)
-    return np.concatenate([r.process(y), r.flush()])
+    # In blocks: the polyphase gather is (outputs x taps), so a 30 s track at once would take
+    # several hundred MB (too much for a Pi); blocks give the same samples (streaming == whole).
+    y = np.asarray(y).reshape(-1)
+    parts = [r.process(y[i:i + RESAMPLE_BLOCK]) for i in range(0, len(y), RESAMPLE_BLOCK)]
+    return np.concatenate(parts + [r.flush()])
