@@ -9,6 +9,7 @@ from edge_genre.edge.backends import load_model
 from edge_genre.errors import BackendError, ModelError
 
 from tests.conftest import YAMNET_TFLITE
+from tests.edge.modelfiles import fp32_onnx, fp32_tflite, int8_onnx, int8_tflite, real_windows  # noqa: F401 (fixtures)
 
 
 def test_available_backends_lists_versions():

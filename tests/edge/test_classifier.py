@@ -9,6 +9,7 @@ from edge_genre.edge.classifier import NO_MUSIC, Classifier
 from edge_genre.errors import AudioError
 
 from tests.conftest import gtzan_file
+from tests.edge.modelfiles import fp32_tflite  # noqa: F401 (fixture)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import pytest
 from edge_genre.cli import main
 
 from tests.conftest import REPO, gtzan_file
+from tests.edge.modelfiles import fp32_onnx, fp32_tflite, int8_tflite  # noqa: F401 (fixtures)
 
 
 def write_wav(path, y, rate):

@@ -4,7 +4,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from conftest import gtzan_file
+from tests.conftest import gtzan_file
 from edge_genre.edge import audio, frontend as fe
 from edge_genre.edge.config import FrontendConfig, WindowConfig
 

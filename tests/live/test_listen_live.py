@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import gtzan_file
+from tests.live.pulse import live_model, virtual_mic  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 

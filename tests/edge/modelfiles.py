@@ -1,4 +1,7 @@
-"""Model files for the edge runtime tests.
+"""Model files for the edge runtime tests (fixtures; test modules import what they use).
+
+Not a conftest.py: a second module named ``conftest`` would shadow ``tests/conftest.py`` for the
+tests that import it as ``conftest``.
 
 The tests run the shipped default model (``edge_genre/models/default-{fp32,int8}.{tflite,onnx}``,
 made by ``edge-genre export ... --name default``). ``EDGE_GENRE_TEST_MODELS`` may point at a folder

@@ -4,6 +4,7 @@ The fixture starts ``pulseaudio`` as the current user with its own runtime folde
 loads a null sink ``vmic`` at 48 kHz whose monitor is the default source, and hands out the
 environment (``PULSE_SERVER``) under which PortAudio's ALSA ``pulse`` device (from
 libasound2-plugins) records what ``paplay --device=vmic`` plays. See DEVELOPERS.md.
+Test modules import the fixtures (not a conftest.py, which would shadow tests/conftest.py).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.edge.conftest import model_path  # the same model lookup as tests/edge
+from tests.edge.modelfiles import model_path  # the same model lookup as tests/edge
 
 SINK = "vmic"
 SINK_RATE = 48000
