@@ -184,3 +184,13 @@ def test_tflite_runtime_with_numpy2_is_reported_not_crashed(fp32_tflite):
         load_model(fp32_tflite, backend="tflite-runtime")
     # auto still picks a backend that works
     assert load_model(fp32_tflite).backend == "ai-edge-litert"
+
+
+def test_tflite_runtime_agrees_with_litert(int8_tflite, real_windows):
+    """Where tflite-runtime can run (numpy 1), it gives LiteRT's probabilities."""
+    if "tflite-runtime" not in backends.available_backends():
+        pytest.skip("tflite-runtime is not installed or cannot run with this numpy")
+    a = load_model(int8_tflite, backend="tflite-runtime").predict(real_windows)
+    b = load_model(int8_tflite, backend="ai-edge-litert").predict(real_windows)
+    assert np.mean(a.argmax(1) == b.argmax(1)) >= 0.95
+    np.testing.assert_allclose(a, b, atol=0.02)  # int8 kernels differ slightly between releases
