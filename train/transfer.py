@@ -1,0 +1,425 @@
+"""The ``transfer`` preset: YAMNet's pretrained body plus a genre head trained on 161 tracks.
+
+Pipeline (one Keras model, exported like any other):
+    log-mel (64, 397, 1) [yamnet_frontend, 4 s at 16 kHz]
+    -> transpose to (397, 64, 1) -> YAMNet body (frozen) -> (13, 2, 1024)
+    -> pooling (mean, or mean and max) -> standardise -> dropout -> Dense softmax.
+
+Training is cheap because the backbone is frozen: its feature maps are computed once per window
+and cached on disk (kind "yamnet" of the feature cache), the head is trained on them in seconds,
+then backbone and head are assembled into one model (``model.keras`` + ``model_card.json`` +
+``run.json``: the model-dir contract).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edge_genre.edge.config import ModelCard, WindowConfig
+from edge_genre.errors import DataError, ModelError
+from edge_genre.train import yamnet as Y
+from edge_genre.train.data import Dataset, Track
+from edge_genre.train.features import FeatureCache, load_windows, settings_key
+
+log = logging.getLogger("edge_genre")
+
+PRESET = "transfer"
+FRONTEND = Y.yamnet_frontend()
+WINDOW = WindowConfig(seconds=4.0, hop_seconds=2.0)
+#: Where YAMNet's weights are read from when none is given: ../shared beside the repository, or
+#: EDGE_GENRE_YAMNET.
+YAMNET_ENV = "EDGE_GENRE_YAMNET"
+#: Bump when the cached backbone maps would change (port, weights reading).
+MAPS_VERSION = 1
+
+
+POOLINGS = ("mean", "meanmax", "meanstd")
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """The genre head and how it is fitted.
+
+    pooling : how the backbone's (T, 2, 1024) map of a window becomes one vector: "mean"
+        (YAMNet's own global average, 1024), "meanmax" or "meanstd" (2048).
+    c : inverse L2 strength of the multinomial logistic regression (sklearn's ``C``) fitted on
+        standardised pooled features; the fitted head is a Normalization + Dense softmax layer.
+    max_iter : L-BFGS iterations.
+
+    Chosen on the artist-grouped folds from a handful of settings (see the CV record): mean
+    pooling, C = 0.1; meanmax and meanstd pooling and C in {0.01, 1} were within one track.
+    """
+
+    pooling: str = "mean"
+    c: float = 0.1
+    max_iter: int = 500
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ModelError(f"pooling {self.pooling!r} is not one of {', '.join(POOLINGS)}")
+        if self.c <= 0:
+            raise ModelError("c must be positive")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def default_yamnet_path() -> Path:
+    import os
+
+    env = os.environ.get(YAMNET_ENV)
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parents[1]
+    return repo.parent / "shared" / "peers" / "yamnet" / "yamnet.tflite"
+
+
+def input_shape() -> tuple[int, int, int]:
+    return FRONTEND.feature_shape(WINDOW.window_samples(FRONTEND))
+
+
+# ----------------------------------------------------------------------------- backbone maps
+
+
+@dataclass
+class Maps:
+    """Backbone feature maps of every window of some tracks."""
+
+    maps: np.ndarray  # (n, T, 2, 1024) float16
+    y: np.ndarray  # (n,)
+    track: np.ndarray  # (n,) index into tracks
+    tracks: list[Track]
+
+
+def _to_yamnet_layout(x: np.ndarray) -> np.ndarray:
+    """(n, 64 mels, frames, 1) model input -> (n, frames, 64, 1) as YAMNet takes it."""
+    return np.ascontiguousarray(np.transpose(x, (0, 2, 1, 3)))
+
+
+def backbone_maps(tracks: list[Track], weights: Y.YamnetWeights | None = None,
+                  cache_dir: str | Path | None = None, batch_size: int = 16,
+                  progress: Callable[[int, int, Track], None] | None = None) -> Maps:
+    """YAMNet body outputs for every window of ``tracks`` (cached per track on disk)."""
+    cache = FeatureCache(cache_dir)
+    key = f"{settings_key(FRONTEND, WINDOW)}-v{MAPS_VERSION}"
+    body = None
+    out, ys, owners, kept = [], [], [], []
+    for i, track in enumerate(tracks):
+        if progress:
+            progress(i, len(tracks), track)
+        m = cache.get("yamnet", track.path, key) if cache.folder else None
+        if m is None:
+            w = load_windows([track], FRONTEND, WINDOW, cache_dir=cache_dir)
+            if not len(w):
+                continue  # reported by load_windows
+            if body is None:
+                if weights is None:
+                    weights = Y.read_tflite_weights(default_yamnet_path())
+                body = Y.build_backbone(weights)
+            m = body.predict(_to_yamnet_layout(w.x), batch_size=batch_size, verbose=0)
+            m = m.astype(np.float16)
+            cache.put("yamnet", track.path, key, m)
+        owners.append(np.full(len(m), len(kept)))
+        ys.append(np.full(len(m), track.label))
+        kept.append(track)
+        out.append(m)
+    if not out:
+        raise DataError("no usable tracks")
+    return Maps(np.concatenate(out), np.concatenate(ys), np.concatenate(owners), kept)
+
+
+def pool(maps: np.ndarray, pooling: str) -> np.ndarray:
+    """(n, T, F, C) feature maps -> (n, C) mean or (n, 2C) mean and max, float32."""
+    m = maps.astype(np.float32)
+    mean = m.mean(axis=(1, 2))
+    if pooling == "mean":
+        return mean
+    if pooling == "meanstd":
+        return np.concatenate([mean, m.std(axis=(1, 2))], axis=1)
+    return np.concatenate([mean, m.max(axis=(1, 2))], axis=1)
+
+
+# ----------------------------------------------------------------------------- the head
+
+
+def build_head(n_features: int, n_labels: int, mean: np.ndarray, std: np.ndarray,
+               kernel: np.ndarray | None = None, bias: np.ndarray | None = None):
+    """Pooled features -> standardise (training statistics) -> Dense softmax."""
+    import keras
+    from keras import layers as L
+
+    inp = keras.Input((n_features,), name="pooled")
+    x = L.Normalization(mean=mean, variance=np.square(std), name="standardise")(inp)
+    dense = L.Dense(n_labels, activation="softmax", name="genre")
+    out = dense(x)
+    if kernel is not None:
+        dense.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
+    return keras.Model(inp, out, name="genre_head")
+
+
+def fit_head(x: np.ndarray, y: np.ndarray, n_labels: int, cfg: TransferConfig):
+    """Multinomial logistic regression on standardised pooled features, as a Keras head.
+
+    Returns (head, info) where info has the training accuracy and iterations used.
+    """
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-3
+    z = (x - mean) / std
+    present = np.unique(y)
+    clf = LogisticRegression(C=cfg.c, max_iter=cfg.max_iter)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(z, y)
+    # Classes absent from training (possible on tiny data) get a bias far below the others.
+    kernel = np.zeros((x.shape[1], n_labels), np.float32)
+    bias = np.full(n_labels, -30.0, np.float32)
+    coef = clf.coef_ if len(present) > 2 else np.vstack([-clf.coef_[0], clf.coef_[0]]) / 2
+    icpt = clf.intercept_ if len(present) > 2 else np.array([-1, 1]) * clf.intercept_[0] / 2
+    kernel[:, present] = coef.T
+    bias[present] = icpt
+    head = build_head(x.shape[1], n_labels, mean, std, kernel, bias)
+    info = {"train_window_accuracy": float(clf.score(z, y)), "iterations": int(np.max(clf.n_iter_))}
+    return head, info
+
+
+def track_accuracy(probs: np.ndarray, owners: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy of tracks whose prediction is the mean of their windows' probabilities."""
+    ids = np.unique(owners)
+    pred = np.array([probs[owners == t].mean(axis=0).argmax() for t in ids])
+    true = np.array([labels[owners == t][0] for t in ids])
+    return float(np.mean(pred == true))
+
+
+# ----------------------------------------------------------------------------- the whole model
+
+
+def assemble(weights: Y.YamnetWeights, head, pooling: str, mean: float = 0.0, std: float = 1.0):
+    """Backbone + pooling + head as one Keras model taking the card's (64, 397, 1) input.
+
+    The input is the NORMALISED log-mel ``(log_mel - mean) / std`` (the card's mean/std, as for
+    every preset); the first layer undoes it, because YAMNet's weights expect the raw log-mel.
+    """
+    import keras
+    from keras import layers as L
+
+    shape = input_shape()
+    inp = keras.Input(shape, name="features")
+    x = L.Rescaling(scale=float(std), offset=float(mean), name="raw_log_mel")(inp)
+    x = L.Permute((2, 1, 3), name="time_major")(x)  # (mels, frames) -> (frames, mels)
+    x = Y.build_backbone(weights, frames=shape[1])(x)
+    mean_pool = L.GlobalAveragePooling2D(name="mean_pool")(x)
+    if pooling == "meanmax":
+        x = L.Concatenate(name="pooled")([mean_pool, L.GlobalMaxPooling2D(name="max_pool")(x)])
+    elif pooling == "meanstd":
+        sq = L.GlobalAveragePooling2D(name="meansq_pool")(L.Multiply(name="square")([x, x]))
+        var = L.Subtract(name="var")([sq, L.Multiply(name="mean_square")([mean_pool, mean_pool])])
+        std_pool = L.Lambda(lambda v: keras.ops.sqrt(keras.ops.relu(v) + 1e-6), name="std")(var)
+        x = L.Concatenate(name="pooled")([mean_pool, std_pool])
+    else:
+        x = mean_pool
+    return keras.Model(inp, head(x), name="yamnet_transfer")
+
+
+def make_card(labels, cfg: TransferConfig, mean: float, std: float, extra: dict | None = None
+              ) -> ModelCard:
+    from edge_genre import __version__
+
+    return ModelCard(labels=tuple(labels), frontend=FRONTEND.with_normalization(mean, std),
+                     window=WINDOW, preset=PRESET, package_version=__version__,
+                     input_shape=input_shape(), quantization="fp32",
+                     extra={"head": cfg.to_dict(), "derived_from": "YAMNet (Apache-2.0)",
+                            **(extra or {})})
+
+
+def _rows(maps: Maps, tracks) -> np.ndarray:
+    index = {t.track_id: i for i, t in enumerate(maps.tracks)}
+    ids = [index[t.track_id] for t in tracks if t.track_id in index]
+    return np.flatnonzero(np.isin(maps.track, ids))
+
+
+# ----------------------------------------------------------------------------- cross-validation
+
+
+def cross_validate(ds: Dataset, k: int = 5, seed: int = 0, cfg: TransferConfig = TransferConfig(),
+                   cache_dir: str | Path | None = None, weights: Y.YamnetWeights | None = None,
+                   maps: Maps | None = None) -> dict:
+    """Artist-grouped k-fold CV (``splits.cv_folds``) of the frozen-backbone transfer model.
+
+    Each fold fits the head on the fold's train and valid tracks (a logistic regression has no
+    epochs to choose) and scores the test tracks: track accuracy = argmax of the mean of the
+    track's window probabilities. The backbone maps are computed (or read) once for all folds.
+    """
+    from edge_genre.train.splits import cv_folds, describe_grouping
+
+    maps = maps or backbone_maps(ds.tracks, weights, cache_dir)
+    feats = pool(maps.maps, cfg.pooling)
+    per_fold, window_acc, folds_out = [], [], []
+    t0 = time.time()
+    for fold in cv_folds(ds, k, seed):
+        tr, te = _rows(maps, fold.train + fold.valid), _rows(maps, fold.test)
+        head, info = fit_head(feats[tr], maps.y[tr], len(ds.labels), cfg)
+        probs = head.predict(feats[te], batch_size=256, verbose=0)
+        per_fold.append(track_accuracy(probs, maps.track[te], maps.y[te]))
+        window_acc.append(float(np.mean(probs.argmax(1) == maps.y[te])))
+        folds_out.append({"fold": fold.index + 1, "test_ids": [t.track_id for t in fold.test],
+                          "track_accuracy": per_fold[-1], "chunk_accuracy": window_acc[-1],
+                          **info})
+        log.info("fold %d: track accuracy %.3f", fold.index + 1, per_fold[-1])
+    return {"preset": PRESET, "method": "YAMNet body (frozen, ported) + logistic-regression head",
+            "grouping": describe_grouping(ds), "k": k, "seed": seed,
+            "n_tracks": len(maps.tracks), "head": cfg.to_dict(),
+            "track_accuracy_per_fold": per_fold,
+            "track_accuracy_mean": float(np.mean(per_fold)),
+            "track_accuracy_std": float(np.std(per_fold)),
+            "chunk_accuracy_per_fold": window_acc,
+            "chunk_accuracy_mean": float(np.mean(window_acc)),
+            "chunk_accuracy_std": float(np.std(window_acc)),
+            "per_fold": folds_out, "wall_seconds": round(time.time() - t0, 1)}
+
+
+# ----------------------------------------------------------------------------- the preset
+
+
+def fit_preset(preset, train, valid, epochs=None, progress=True, cfg: TransferConfig | None = None,
+               cache_dir: str | Path | None = None, n_labels: int | None = None):
+    """``Preset.fit`` override for ``fit.train_run``: frozen YAMNet body + fitted head.
+
+    ``train`` / ``valid`` are ``features.Windows`` of raw (unnormalised) log-mel; the model
+    takes the features normalised with ``normalization_stats(train.x)``, as ``train_run`` writes
+    into the card. The head is fitted on train and valid windows together (no epochs to pick);
+    ``epochs`` is ignored. ``n_labels`` defaults to the largest label seen + 1. Returns
+    (model, history) with one history entry.
+    """
+    from edge_genre.train.features import normalization_stats
+
+    cfg = cfg or TransferConfig()
+    weights = Y.read_tflite_weights(default_yamnet_path())
+    parts = [w for w in (train, valid) if w is not None and len(w)]
+    tracks = [t for w in parts for t in w.tracks]
+    maps = _maps_from_windows(parts, weights) if cache_dir is None else backbone_maps(
+        tracks, weights, cache_dir)
+    feats = pool(maps.maps, cfg.pooling)
+    n_labels = n_labels or int(max(t.label for t in tracks)) + 1
+    head, info = fit_head(feats, maps.y, n_labels, cfg)
+    mean, std = normalization_stats(train.x)
+    model = assemble(weights, head, cfg.pooling, mean, std)
+    entry = {"epoch": 1, "accuracy": info["train_window_accuracy"]}
+    if valid is not None and len(valid):
+        probs = head.predict(feats[_rows(maps, valid.tracks)], verbose=0)
+        entry["val_accuracy"] = float(np.mean(probs.argmax(1) == valid.y))
+        entry["val_track_accuracy"] = track_accuracy(probs, valid.track, valid.y)
+        entry["note"] = "valid windows were part of the head's training data"
+    return model, [entry]
+
+
+def _maps_from_windows(parts, weights) -> Maps:
+    body = Y.build_backbone(weights)
+    maps, ys, owners, tracks = [], [], [], []
+    for w in parts:
+        m = body.predict(_to_yamnet_layout(w.x), batch_size=16, verbose=0).astype(np.float16)
+        maps.append(m)
+        ys.append(w.y)
+        owners.append(w.track + len(tracks))
+        tracks.extend(w.tracks)
+    return Maps(np.concatenate(maps), np.concatenate(ys), np.concatenate(owners), tracks)
+
+
+def preset():
+    """The ``transfer`` Preset (``presets.get_preset("transfer")`` imports this lazily)."""
+    from edge_genre.train.presets import Preset, TrainConfig
+
+    cfg = TransferConfig()
+
+    def builder(n_labels: int, shape: tuple):
+        import keras
+
+        weights = Y.read_tflite_weights(default_yamnet_path())
+        head = build_head(EMBEDDING_FEATURES[cfg.pooling], n_labels,
+                          np.zeros(EMBEDDING_FEATURES[cfg.pooling], np.float32),
+                          np.ones(EMBEDDING_FEATURES[cfg.pooling], np.float32))
+        del keras
+        return assemble(weights, head, cfg.pooling)
+
+    return Preset(name=PRESET, frontend=FRONTEND, window=WINDOW,
+                  train=TrainConfig(epochs=1, batch_size=64, learning_rate=1e-3),
+                  builder=builder, fit=fit_preset,
+                  description="transfer: YAMNet body (ported from its TFLite weights, frozen) "
+                              "on 64-mel log at 16 kHz, mean-pooled, logistic-regression head")
+
+
+EMBEDDING_FEATURES = {"mean": Y.EMBEDDING_SIZE, "meanmax": 2 * Y.EMBEDDING_SIZE,
+                      "meanstd": 2 * Y.EMBEDDING_SIZE}
+
+
+# ----------------------------------------------------------------------------- a training run
+
+
+def train(ds: Dataset, out_dir: str | Path, train_tracks: list[Track],
+          test_tracks: list[Track] = (), cfg: TransferConfig = TransferConfig(),
+          cache_dir: str | Path | None = None, yamnet_path: str | Path | None = None,
+          split_summary: dict | None = None,
+          progress: Callable[[int, int, Track], None] | None = None) -> dict:
+    """Fit the transfer model on ``train_tracks`` and write the model directory contract into
+    ``out_dir``: ``model.keras``, ``model_card.json``, ``run.json``. Returns the run record.
+    Backbone maps and features come from (and go to) ``cache_dir``."""
+    from edge_genre import __version__
+    from edge_genre.train.features import normalization_stats
+
+    t0 = time.time()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    yamnet_path = Path(yamnet_path or default_yamnet_path())
+    weights = Y.read_tflite_weights(yamnet_path)
+    maps = backbone_maps(list(train_tracks) + list(test_tracks), weights, cache_dir,
+                         progress=progress)
+    feats = pool(maps.maps, cfg.pooling)
+    tr, te = _rows(maps, train_tracks), _rows(maps, test_tracks)
+    if not len(tr):
+        raise DataError("no usable training tracks")
+    head, info = fit_head(feats[tr], maps.y[tr], len(ds.labels), cfg)
+    raw = load_windows([t for t in maps.tracks if t in set(train_tracks)], FRONTEND, WINDOW,
+                       cache_dir=cache_dir)
+    mean, std = normalization_stats(raw.x)
+    model = assemble(weights, head, cfg.pooling, mean, std)
+    record = {"preset": PRESET, "package_version": __version__,
+              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "head": cfg.to_dict(), "head_fit": info,
+              "data": {"root": str(ds.root), "fingerprint": ds.fingerprint(),
+                       "labels": list(ds.labels), "n_tracks": len(maps.tracks)},
+              "split": split_summary or {"train": [t.track_id for t in train_tracks],
+                                         "test": [t.track_id for t in test_tracks]},
+              "windows": {"train": int(len(tr)), "test": int(len(te))},
+              "normalization": {"mean": mean, "std": std, "from": "training windows"},
+              "settings": {"frontend": FRONTEND.to_dict(), "window": WINDOW.to_dict(),
+                           "input_shape": list(input_shape())},
+              "yamnet": str(yamnet_path), "model": {"params": int(model.count_params())},
+              "history": [{"epoch": 1, "accuracy": info["train_window_accuracy"]}],
+              "best_epoch": 1}
+    if len(te):
+        probs = head.predict(feats[te], batch_size=256, verbose=0)
+        record["test_track_accuracy"] = track_accuracy(probs, maps.track[te], maps.y[te])
+        record["test_chunk_accuracy"] = float(np.mean(probs.argmax(1) == maps.y[te]))
+    try:
+        from edge_genre.train import macs as macs_mod
+        record["model"]["macs_per_window"], _ = macs_mod.count(model)
+    except Exception as exc:  # noqa: BLE001 - the count is informative only
+        log.warning("MAC count failed: %s", exc)
+    card = make_card(ds.labels, cfg, mean, std,
+                     {"macs": record["model"].get("macs_per_window"),
+                      "params": record["model"]["params"]})
+    model.save(out_dir / "model.keras")
+    (out_dir / "model_card.json").write_text(card.to_json() + "\n")
+    record["wall_seconds"] = round(time.time() - t0, 1)
+    (out_dir / "run.json").write_text(json.dumps(record, indent=1) + "\n")
+    return record
