@@ -244,9 +244,17 @@ def cross_validate(preset_name, dataset, k: int = 5, seed: int = 0, cache_dir=No
         train, valid, test = part(fold.train), part(fold.valid), part(fold.test)
         mean, std = normalization_stats(train.x)
         fe = preset.frontend.with_normalization(mean, std)
-        outcome = fit_windows(preset, len(ds.labels), train, train.normalized(fe), valid,
-                              valid.normalized(fe), epochs=epochs, seed=seed + fold.index,
-                              progress=progress, desc=f"fold {fold.index + 1}/{k} ")
+        if preset.fit is not None:  # a preset with its own training (e.g. transfer)
+            from edge_genre.train.fit import FitOutcome
+
+            t_fit = time.perf_counter()
+            model, history = preset.fit(preset, train, valid, epochs=epochs, progress=progress,
+                                        n_labels=len(ds.labels), cache_dir=cache_dir)
+            outcome = FitOutcome(model, history, len(history), time.perf_counter() - t_fit)
+        else:
+            outcome = fit_windows(preset, len(ds.labels), train, train.normalized(fe), valid,
+                                  valid.normalized(fe), epochs=epochs, seed=seed + fold.index,
+                                  progress=progress, desc=f"fold {fold.index + 1}/{k} ")
         macs, params = macs_mod.count(outcome.model)
         rep = score(predict(outcome.model, test.normalized(fe)), test, ds.labels,
                     f"fold {fold.index + 1} of {k}")

@@ -280,7 +280,8 @@ def train_run(preset, dataset, split: Split | str = "artist", out_dir=None, epoc
 
     n_labels = len(ds.labels)
     if preset.fit is not None:
-        model, history = preset.fit(preset, train, valid, epochs=epochs, progress=progress)
+        model, history = preset.fit(preset, train, valid, epochs=epochs, progress=progress,
+                                    n_labels=n_labels, cache_dir=cache_dir)
         best_epoch = max(range(len(history)), key=lambda i: _selection_key(
             history[i], preset.train)) + 1 if history else 0
         outcome = FitOutcome(model, history, best_epoch, 0.0)

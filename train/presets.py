@@ -87,9 +87,11 @@ class Preset:
 
     ``builder(n_labels, input_shape) -> keras.Model``; ``build(n_labels)`` supplies the input
     shape from the front-end. ``fit``, when set, replaces the generic training loop of
-    ``fit.train_run``: it is called as ``fit(preset, train, valid, epochs=..., progress=...)``
-    with ``features.Windows`` (normalised) and must return ``(model, history)`` where history is
-    a list of per-epoch metric dicts.
+    ``fit.train_run`` and ``evaluate.cross_validate``: it is called as ``fit(preset, train,
+    valid, epochs=..., progress=..., n_labels=..., cache_dir=...)`` with UNNORMALISED
+    ``features.Windows``; the model it returns must take features normalised with
+    ``normalization_stats(train.x)`` (what the card records) and ``history`` is a list of
+    per-epoch metric dicts.
     """
 
     name: str
