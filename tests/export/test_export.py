@@ -11,6 +11,7 @@ import pytest
 from edge_genre.edge.config import ModelCard
 from edge_genre.edge.modelfile import METADATA_KEY, read_card, tflite_metadata
 from edge_genre.errors import BackendError, DataError, ModelError
+from tests.export.runs import exported, feature_cache, held_out, tiny_run  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
 
@@ -204,3 +205,19 @@ def test_degraded_export_fails_loudly(tiny_run, tmp_path, feature_cache, capsys)
                      cache_dir=feature_cache, config=strict)
     report = json.loads((tmp_path / "o" / "export_report.json").read_text())
     assert report["passed"] is False
+
+
+def test_corrupt_keras_file(tiny_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "model.keras").write_bytes(b"not a zip archive")
+    assert cli([run, "--out", tmp_path / "o", "--formats", "tflite"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(err) == 1 and "is not a loadable Keras model" in err[0]
+
+
+def test_unknown_format(tiny_run, tmp_path):
+    from edge_genre.export import export_model
+
+    with pytest.raises(ModelError, match="unknown export format coreml"):
+        export_model(tiny_run, tmp_path / "o", formats=("coreml",))
