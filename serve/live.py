@@ -1,0 +1,212 @@
+"""What the server's microphone hears, pushed to web pages as server-sent events.
+
+One ``LiveHub`` per server owns the microphone: the first subscriber starts a capture thread
+(``edge.mic.Microphone`` -> ``Classifier.push``), every subscriber gets each hop's decision, and
+the thread closes the device when the last one leaves. A device that cannot be opened (no
+microphone, no PortAudio, a busy device) ends every subscriber's stream with one ``error`` event
+that says why, instead of a broken connection.
+
+Events (``event:`` name, ``data:`` JSON):
+``status`` {"state": "listening", device, device_rate, model, window_seconds, hop_seconds} once
+the device is open, {"state": "waiting", message} while it delivers nothing;
+``decision`` one per hop (``service.live_dict``) plus ``overflows``;
+``error`` {"error": message}, after which the stream ends.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from dataclasses import dataclass
+
+log = logging.getLogger("edge_genre.serve")
+
+#: Reconnection delay the browser is told to use after a stream ends (milliseconds).
+RETRY_MS = 5000
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """How live mode listens.
+
+    Parameters
+    ----------
+    enabled : False (``--no-mic``) answers every subscriber with an error event.
+    device : capture device index or name fragment; None for the system default.
+    hop_seconds, smoothing, silence_dbfs : as for ``edge-genre listen``.
+    heartbeat_seconds : a comment line is sent this often so proxies and clients keep the stream.
+    quiet_seconds : a "waiting" status is sent when the device delivers nothing this long.
+    """
+
+    enabled: bool = True
+    device: str | None = None
+    hop_seconds: float | None = None
+    smoothing: int = 3
+    silence_dbfs: float = -60.0
+    heartbeat_seconds: float = 15.0
+    quiet_seconds: float = 5.0
+
+
+def sse(event: str, data: dict) -> str:
+    """One server-sent event."""
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+class _Subscriber:
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize=256)
+
+    def send(self, item) -> None:
+        """Thread-safe; a client too slow to take 256 events loses the newest."""
+        def put():
+            try:
+                self.queue.put_nowait(item)
+            except asyncio.QueueFull:
+                pass
+        try:
+            self.loop.call_soon_threadsafe(put)
+        except RuntimeError:  # the loop has closed (server shutting down)
+            pass
+
+
+class LiveHub:
+    """Shares one microphone and one streaming classifier among the live subscribers.
+
+    Parameters
+    ----------
+    model_path, backend, threads : the model file the live classifier loads (its own Runner,
+        separate from the upload pool; loaded on the first subscription and kept).
+    settings : LiveSettings.
+    """
+
+    def __init__(self, model_path, backend: str = "auto", threads: int | None = None,
+                 settings: LiveSettings | None = None):
+        self.model_path, self.backend, self.threads = model_path, backend, threads
+        self.settings = settings or LiveSettings()
+        self._lock = threading.Lock()
+        self._subscribers: list[_Subscriber] = []
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._classifier = None
+
+    # ------------------------------------------------------------------ subscription
+
+    async def events(self):
+        """Server-sent events for one client (an async iterator of text)."""
+        yield f"retry: {RETRY_MS}\n\n"
+        if not self.settings.enabled:
+            yield sse("error", {"error": "live mode is off: the server was started with --no-mic"})
+            return
+        sub = await self._subscribe()
+        try:
+            while True:
+                try:
+                    item = await asyncio.wait_for(sub.queue.get(), self.settings.heartbeat_seconds)
+                except asyncio.TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if item is None:  # the capture thread ended
+                    return
+                yield item
+        finally:
+            self._unsubscribe(sub)
+
+    async def _subscribe(self) -> _Subscriber:
+        sub = _Subscriber(asyncio.get_running_loop())
+        with self._lock:
+            old = self._thread if self._thread is not None and self._stop.is_set() else None
+        if old is not None:  # a thread still closing the device after its last client left
+            await asyncio.to_thread(old.join, 5.0)
+        with self._lock:
+            self._subscribers.append(sub)
+            if self._thread is None or not self._thread.is_alive():
+                self._stop = threading.Event()
+                self._thread = threading.Thread(target=self._capture, args=(self._stop,),
+                                                name="edge-genre-live", daemon=True)
+                self._thread.start()
+        return sub
+
+    def _unsubscribe(self, sub: _Subscriber) -> None:
+        with self._lock:
+            if sub in self._subscribers:
+                self._subscribers.remove(sub)
+            if not self._subscribers:
+                self._stop.set()
+
+    def _broadcast(self, item) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for sub in subscribers:
+            sub.send(item)
+
+    def close(self) -> None:
+        """Stop capturing and end every stream (server shutdown)."""
+        self._stop.set()
+        self._broadcast(None)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # ------------------------------------------------------------------ capture thread
+
+    def _load_classifier(self):
+        if self._classifier is None:
+            from edge_genre.edge.classifier import Classifier
+
+            s = self.settings
+            self._classifier = Classifier(self.model_path, backend=self.backend,
+                                          threads=self.threads, hop_seconds=s.hop_seconds,
+                                          smoothing=s.smoothing, silence_dbfs=s.silence_dbfs)
+        self._classifier.reset()
+        return self._classifier
+
+    def _capture(self, stop: threading.Event) -> None:
+        from edge_genre.edge.mic import Microphone
+        from edge_genre.errors import EdgeGenreError
+
+        from edge_genre.serve.service import live_dict
+
+        try:
+            microphone = Microphone(self.settings.device)
+            clf = self._load_classifier()
+            with microphone:
+                rate = microphone.sample_rate
+                log.info("live: device %d (%s) open at %d Hz", microphone.device.index,
+                         microphone.device.name, rate)
+                self._broadcast(sse("status", {
+                    "state": "listening", "device": microphone.device.name, "device_rate": rate,
+                    "model": clf.runner.path.name,
+                    "window_seconds": round(clf.window_seconds, 3),
+                    "hop_seconds": round(clf.hop_seconds, 3)}))
+                quiet, told = 0.0, False
+                while not stop.is_set():
+                    block = microphone.read(timeout=0.5)
+                    if block is None:
+                        quiet += 0.5
+                        if quiet >= self.settings.quiet_seconds and not told:
+                            told = True
+                            self._broadcast(sse("status", {
+                                "state": "waiting",
+                                "message": f"the microphone has delivered no audio for {quiet:g} s"}))
+                        continue
+                    quiet, told = 0.0, False
+                    for d in clf.push(block, rate):
+                        self._broadcast(sse("decision", {**live_dict(d),
+                                                         "overflows": microphone.overflows}))
+        except EdgeGenreError as exc:  # no device, no PortAudio, a model that will not load
+            log.warning("live: %s", exc)
+            self._broadcast(sse("error", {"error": str(exc)}))
+        except Exception as exc:  # a bug: keep serving uploads, tell the page, keep the traceback
+            log.exception("live capture failed")
+            self._broadcast(sse("error", {"error": f"live capture failed: {exc}"}))
+        finally:
+            if not stop.is_set():  # ended on its own (an error): end the streams it was feeding
+                with self._lock:
+                    ended, self._subscribers = self._subscribers, []
+                    stop.set()
+                for sub in ended:
+                    sub.send(None)
+            log.info("live: capture stopped")

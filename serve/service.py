@@ -1,0 +1,158 @@
+"""Classifying uploaded files for the web server: a small pool of classifiers and the JSON shapes.
+
+Interpreters are not thread-safe, so each ``Classifier`` (with its own loaded Runner) serves one
+request at a time; requests take one from the pool and wait while all are busy. Decoding happens
+while holding one too, which bounds the memory that concurrent large uploads can take to
+``workers`` decoded tracks.
+"""
+from __future__ import annotations
+
+import queue
+import re
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_genre.edge.audio import decode
+from edge_genre.edge.classifier import Classifier, Decision, TrackResult
+from edge_genre.errors import AudioError
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one upload may be.
+
+    Parameters
+    ----------
+    max_upload_bytes : largest file accepted (413 beyond it, checked while it arrives).
+    max_seconds : longest audio accepted, after decoding (413 beyond it).
+    """
+
+    max_upload_bytes: int = 50_000_000
+    max_seconds: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.max_upload_bytes < 1 or self.max_seconds <= 0:
+            raise ValueError("upload limits must be positive")
+
+    def to_dict(self) -> dict:
+        return {"max_upload_bytes": self.max_upload_bytes, "max_seconds": self.max_seconds}
+
+
+class ClassifyError(Exception):
+    """A file that cannot be classified; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _r(x: float, digits: int = 4) -> float:
+    return round(float(x), digits)
+
+
+def _probabilities(labels, probs) -> dict[str, float]:
+    return {label: _r(p) for label, p in zip(labels, probs)}
+
+
+def window_dict(d: Decision) -> dict:
+    """One window of a track: its span, its own decision and probabilities."""
+    return {"start": _r(d.start, 3), "end": _r(d.end, 3), "genre": d.label,
+            "confidence": _r(d.confidence), "silent": d.silent,
+            "probabilities": _probabilities(d.labels, d.probs)}
+
+
+def live_dict(d: Decision) -> dict:
+    """One live hop: the smoothed decision first (what the page shows), then this window's own."""
+    return {"window": d.index, "start": _r(d.start, 3), "end": _r(d.end, 3),
+            "genre": d.smoothed_label, "confidence": _r(d.smoothed_confidence),
+            "probabilities": _probabilities(d.labels, d.smoothed),
+            "window_genre": d.label, "window_confidence": _r(d.confidence),
+            "window_probabilities": _probabilities(d.labels, d.probs),
+            "silent": d.silent,
+            "level_dbfs": _r(d.level_dbfs, 1) if d.level_dbfs > float("-inf") else None,
+            "latency_ms": _r(d.latency_ms, 2)}
+
+
+def track_dict(result: TrackResult) -> dict:
+    """A whole track: the mean decision, every genre's probability (most likely first), windows."""
+    ranking = result.ranking()
+    return {"genre": result.label, "confidence": _r(result.confidence),
+            "probabilities": {label: _r(p) for label, p in ranking},
+            "windows": [window_dict(d) for d in result.decisions],
+            "duration": _r(result.duration, 3), "padded": result.padded}
+
+
+def model_dict(clf: Classifier) -> dict:
+    """What the page and API clients need to know about the loaded model (no server paths)."""
+    card, runner = clf.card, clf.runner
+    return {"file": Path(runner.path).name, "backend": runner.backend, "labels": list(card.labels),
+            "preset": card.preset, "quantization": card.quantization,
+            "model_version": card.model_version, "package_version": card.package_version,
+            "input_shape": list(runner.input_shape), "sample_rate": card.sample_rate,
+            "window_seconds": _r(clf.window_seconds, 3), "hop_seconds": _r(clf.hop_seconds, 3)}
+
+
+class GenreService:
+    """Classifies uploaded audio bytes with a pool of ``workers`` classifiers of one model file.
+
+    Parameters
+    ----------
+    model : a model file path, or None for the shipped default (as ``predict`` picks it).
+    backend, threads : passed to the edge runtime's ``load_model``.
+    workers : classifiers (interpreters) in the pool, i.e. requests run at the same time.
+    limits : Limits for uploads.
+    """
+
+    def __init__(self, model=None, backend: str = "auto", threads: int | None = None,
+                 workers: int = 1, limits: Limits | None = None):
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        self.limits = limits or Limits()
+        first = Classifier(model, backend=backend, threads=threads)
+        self.model_path, self.backend = Path(first.runner.path), first.runner.backend
+        self._pool: queue.Queue[Classifier] = queue.Queue()
+        self._pool.put(first)
+        for _ in range(workers - 1):
+            self._pool.put(Classifier(self.model_path, backend=self.backend, threads=threads))
+        self.workers = workers
+        self.model = model_dict(first)
+
+    @contextmanager
+    def classifier(self):
+        clf = self._pool.get()
+        try:
+            yield clf
+        finally:
+            self._pool.put(clf)
+
+    def classify_bytes(self, data: bytes, name: str = "upload") -> dict:
+        """Decode and classify one uploaded file. Blocking: call it from a worker thread.
+
+        Raises ClassifyError (400 empty, 415 not audio, 413 too long, 422 too short or silent).
+        """
+        if not data:
+            raise ClassifyError(400, f"{name}: the file is empty")
+        with self.classifier() as clf:
+            t0 = time.perf_counter()
+            try:
+                audio = decode(data, name)
+            except AudioError as exc:
+                # soundfile names its BytesIO source ("Error opening <_io.BytesIO ...>: "): noise here
+                message = re.sub(r"Error opening <[^>]*>: ", "", str(exc))
+                raise ClassifyError(415, f"{message} - send a WAV, AU, FLAC or OGG file") from None
+            if audio.duration > self.limits.max_seconds:
+                raise ClassifyError(413, f"{name}: {audio.duration:.0f} s of audio is longer than "
+                                         f"the {self.limits.max_seconds:g} s limit")
+            try:
+                result = clf.classify(audio.samples, audio.sample_rate, name=name)
+            except AudioError as exc:
+                raise ClassifyError(422, str(exc)) from None
+            if result.silent:
+                raise ClassifyError(422, f"{name}: silent (every window below "
+                                         f"{clf.config.silence_dbfs:g} dBFS): no music to classify")
+            elapsed_ms = (time.perf_counter() - t0) * 1e3
+        return {"file": name, **track_dict(result), "model": self.model,
+                "elapsed_ms": _r(elapsed_ms, 1)}
