@@ -1,0 +1,131 @@
+"""The ``transfer`` preset on real GTZAN audio and the real YAMNet weights: backbone-map cache,
+head fitting, the assembled one-file model, the model-dir contract and the Preset contract."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import YAMNET_TFLITE
+from edge_genre.edge import audio
+from edge_genre.edge import frontend as fe
+from edge_genre.edge.config import ModelCard
+from edge_genre.train import transfer as T
+from edge_genre.train import yamnet as Y
+from edge_genre.train.data import discover
+from edge_genre.train.features import cut_windows
+
+
+@pytest.fixture(scope="module")
+def weights():
+    if not YAMNET_TFLITE.is_file():
+        pytest.fail(f"YAMNet TFLite file not found at {YAMNET_TFLITE}")
+    return Y.read_tflite_weights(YAMNET_TFLITE)
+
+
+@pytest.fixture(scope="module")
+def small(gtzan_root):
+    return discover(gtzan_root).subset(2)  # 20 tracks, 2 per genre
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def maps(small, weights, cache):
+    return T.backbone_maps(small.tracks, weights, cache)
+
+
+def test_preset_contract():
+    from edge_genre.train.presets import get_preset
+
+    p = get_preset("transfer")
+    assert p.name == "transfer" and p.fit is not None
+    assert p.input_shape == (64, 397, 1) == T.input_shape()
+    assert p.frontend == Y.yamnet_frontend()
+    assert p.window.seconds == 4.0 and p.window.hop_seconds == 2.0
+
+
+def test_config_is_checked():
+    from edge_genre.errors import ModelError
+
+    with pytest.raises(ModelError):
+        T.TransferConfig(pooling="median")
+    with pytest.raises(ModelError):
+        T.TransferConfig(c=0)
+
+
+@pytest.mark.slow
+def test_backbone_maps_are_cached(small, weights, cache, maps):
+    assert maps.maps.shape[1:] == (13, 2, 1024) and maps.maps.dtype == np.float16
+    assert len(maps.tracks) == len(small.tracks) == len(np.unique(maps.track))
+    again = T.backbone_maps(small.tracks[:3], None, cache)  # no weights needed: all cached
+    n = int(np.sum(np.isin(maps.track, [0, 1, 2])))
+    np.testing.assert_array_equal(again.maps, maps.maps[:n])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pooling", T.POOLINGS)
+def test_assembled_model_equals_head_on_cached_maps(small, weights, maps, pooling):
+    """The one-file model (normalised features in) == the head on the cached pooled maps."""
+    cfg = T.TransferConfig(pooling=pooling)
+    feats = T.pool(maps.maps, pooling)
+    head, info = T.fit_head(feats, maps.y, len(small.labels), cfg)
+    assert info["train_window_accuracy"] > 0.9
+    mean, std = -1.5, 2.0
+    model = T.assemble(weights, head, pooling, mean, std)
+    track = maps.tracks[0]
+    y = audio.load(track.path, 16000)
+    cfg_fe = T.FRONTEND.with_normalization(mean, std)
+    x = fe.features_batch(cut_windows(y, cfg_fe, T.WINDOW), cfg_fe)
+    assert x.shape[1:] == model.input_shape[1:]
+    probs = model.predict(x, verbose=0)
+    expected = head.predict(feats[maps.track == 0], verbose=0)
+    # The cache holds the maps in float16: agreement to about 1e-3 in probability.
+    assert np.abs(probs - expected).max() < 0.01
+
+
+@pytest.mark.slow
+def test_cross_validate_runs_on_artist_folds(small, maps):
+    r = T.cross_validate(small, k=2, seed=0, maps=maps)
+    assert len(r["track_accuracy_per_fold"]) == 2
+    assert all(0.0 <= a <= 1.0 for a in r["track_accuracy_per_fold"])
+    tested = [i for f in r["per_fold"] for i in f["test_ids"]]
+    assert sorted(tested) == sorted(t.track_id for t in small.tracks)
+    # 10 genres, 2 tracks each, YAMNet features: far above chance (0.1) even here.
+    assert r["track_accuracy_mean"] > 0.3
+
+
+@pytest.mark.slow
+def test_train_writes_the_model_dir_contract(small, cache, maps, tmp_path):
+    import keras
+
+    train_tracks, test_tracks = small.tracks[::2], small.tracks[1::2]
+    rec = T.train(small, tmp_path, train_tracks, test_tracks, cache_dir=cache,
+                  yamnet_path=YAMNET_TFLITE)
+    assert {"model.keras", "model_card.json", "run.json"} <= {p.name for p in tmp_path.iterdir()}
+    card = ModelCard.from_json((tmp_path / "model_card.json").read_text())
+    assert card.preset == "transfer" and card.labels == small.labels
+    assert card.input_shape == (64, 397, 1) and card.frontend.std > 0
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["test_track_accuracy"] == rec["test_track_accuracy"]
+    assert set(run["split"]["test"]) == {t.track_id for t in test_tracks}
+    model = keras.models.load_model(tmp_path / "model.keras")
+    x = np.zeros((2,) + card.input_shape, np.float32)
+    p = model.predict(x, verbose=0)
+    assert p.shape == (2, len(small.labels)) and np.allclose(p.sum(1), 1, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_fit_train_run_uses_the_preset_fit(small, tmp_path):
+    """``edge-genre train --preset transfer`` goes through fit.train_run and Preset.fit."""
+    from edge_genre.train.fit import train_run
+
+    ds = small.subset(1)  # 10 tracks: the backbone runs on their windows once
+    result = train_run("transfer", ds, split="artist", out_dir=tmp_path, progress=False)
+    card = ModelCard.from_json((tmp_path / "model_card.json").read_text())
+    assert card.preset == "transfer" and card.input_shape == (64, 397, 1)
+    assert result.model.output_shape == (None, len(ds.labels))
