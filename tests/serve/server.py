@@ -1,0 +1,135 @@
+"""A real ``edge-genre serve`` process on loopback for the serve tests, and a small HTTP client.
+
+Not a conftest.py (a second ``conftest`` module would shadow tests/conftest.py); test modules
+import the fixtures they use. The server runs the default model the edge tests use
+(``tests.edge.modelfiles``: the shipped file, or ``EDGE_GENRE_TEST_MODELS``) and is skipped with
+that module's reason when there is none. It listens on ``--port 0`` and the port is read from
+the line the command prints, so parallel runs never race for a port.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.edge.modelfiles import default_model  # noqa: F401 (fixture)
+
+START_TIMEOUT = 90.0
+URL_LINE = re.compile(r"edge-genre serve: (http://\S+/)")
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    url: str
+    log_path: Path
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rstrip("/").rsplit(":", 1)[1])
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_server(model: Path, log_path: Path, *args: str, env: dict | None = None) -> Server:
+    """Start ``edge-genre serve --port 0`` and wait until it answers /api/model."""
+    log = open(log_path, "w")
+    cmd = [sys.executable, "-m", "edge_genre", "serve", "--port", "0", "--model", str(model), *args]
+    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                               env={**os.environ, **(env or {}), "TF_CPP_MIN_LOG_LEVEL": "2"})
+    log.close()
+    deadline = time.monotonic() + START_TIMEOUT
+    url = None
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"serve exited with {process.returncode}:\n{log_path.read_text()}")
+        found = URL_LINE.search(log_path.read_text(errors="replace"))
+        if found:
+            url = found.group(1)
+            try:
+                get_json(url + "api/model", timeout=5)
+                return Server(process, url, log_path)
+            except (urllib.error.URLError, ConnectionError):
+                pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"serve did not start within {START_TIMEOUT:g} s:\n{log_path.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def server(default_model, tmp_path_factory):
+    """A server with the default limits and live mode off."""
+    srv = start_server(default_model, tmp_path_factory.mktemp("serve") / "serve.log", "--no-mic")
+    yield srv
+    srv.stop()
+
+
+# ----------------------------------------------------------------------------- HTTP client
+
+
+def get_json(url: str, timeout: float = 30) -> dict:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def multipart(fields: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
+    """(body, content type) of a multipart/form-data form of files: field -> (filename, bytes)."""
+    boundary = uuid.uuid4().hex
+    out = io.BytesIO()
+    for field, (filename, data) in fields.items():
+        out.write(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; "
+                  f"filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                  .encode())
+        out.write(data)
+        out.write(b"\r\n")
+    out.write(f"--{boundary}--\r\n".encode())
+    return out.getvalue(), f"multipart/form-data; boundary={boundary}"
+
+
+def post_file(url: str, filename: str, data: bytes, field: str = "file",
+              timeout: float = 120) -> tuple[int, dict]:
+    """POST one file to ``url``; (status, JSON body) whatever the status."""
+    body, content_type = multipart({field: (filename, data)})
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
+    """16-bit mono WAV of float samples in [-1, 1]."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return out.getvalue()
