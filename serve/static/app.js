@@ -39,7 +39,7 @@ function renderBars(list, probabilities) {
   const entries = Object.entries(probabilities).sort((a, b) => b[1] - a[1]);
   list.replaceChildren(...entries.map(([label, p], i) => {
     const li = document.createElement("li");
-    li.className = i === 0 ? "bar top" : "bar";
+    li.className = i === 0 ? "bar first" : "bar";
     li.dataset.genre = label;
     const name = document.createElement("span");
     name.className = "label";

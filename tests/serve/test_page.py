@@ -1,0 +1,143 @@
+"""The page in a real browser: headless Chromium (Debian's ``chromium`` + ``chromium-driver``)
+driven by Selenium, against a real server, uploading a real GTZAN excerpt.
+
+Selenium is pointed at /usr/bin/chromedriver and /usr/bin/chromium so Selenium Manager never
+downloads a browser or a driver. Skipped (with the reason) only when they are not installed.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import gtzan_file
+from tests.serve.server import default_model, server  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path(os.environ.get("EDGE_GENRE_CHROMIUM", "/usr/bin/chromium"))
+CHROMEDRIVER = Path(os.environ.get("EDGE_GENRE_CHROMEDRIVER", "/usr/bin/chromedriver"))
+#: Where the lead looks for the screenshot of a run (a copy; the test's own is in its tmp dir).
+SCREENSHOT_COPY = Path(os.environ.get("EDGE_GENRE_SCREENSHOT", "/work/runs/serve-screenshot.png"))
+WAIT = 60
+PHONE_WIDTH = 412
+
+
+@pytest.fixture(scope="module")
+def browser():
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed "
+                                    "(pip install 'edge-genre[dev]')")
+    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
+        if not path.is_file():
+            pytest.skip(f"{path} not found: the browser test needs 'apt install chromium "
+                        f"chromium-driver' ({package})")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(arg)
+    # A phone's screen (headless windows cannot be narrower than 500 px; emulation can).
+    options.add_experimental_option("mobileEmulation", {"deviceMetrics": {
+        "width": PHONE_WIDTH, "height": 1000, "pixelRatio": 1.0, "touch": True}})
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    yield driver
+    driver.quit()
+
+
+def wait_visible(driver, element_id: str):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, WAIT).until(ec.visibility_of_element_located((By.ID, element_id)))
+
+
+def upload(driver, path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, "file-input").send_keys(str(path))
+
+
+def test_upload_shows_genre_bars_and_timeline(browser, server, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from tests.serve.server import get_json, post_file
+
+    labels = get_json(server.url + "api/model")["labels"]
+    browser.get(server.url)
+    wait_visible(browser, "drop")
+    path = gtzan_file("metal.00002")
+    upload(browser, path)
+    wait_visible(browser, "result")
+    assert not browser.find_element(By.ID, "busy").is_displayed()
+    assert not browser.find_element(By.ID, "error").is_displayed()
+
+    genre = browser.find_element(By.ID, "genre")
+    assert genre.tag_name == "strong"
+    assert int(genre.value_of_css_property("font-weight")) >= 700
+    _, expected = post_file(server.url + "api/classify", path.name, path.read_bytes())
+    assert genre.text.lower() == expected["genre"]
+
+    bars = browser.find_elements(By.CSS_SELECTOR, "#bars li.bar")
+    assert len(bars) == 10 == len(labels)
+    assert {b.get_attribute("data-genre") for b in bars} == set(labels)
+    widths = [b.find_element(By.CLASS_NAME, "fill").size["width"] for b in bars]
+    assert widths == sorted(widths, reverse=True) and widths[0] > 0  # most likely first
+    assert bars[0].get_attribute("data-genre") == expected["genre"]
+
+    segments = browser.find_elements(By.CSS_SELECTOR, "#timeline .seg")
+    assert len(segments) == len(expected["windows"]) == 14
+    assert [s.get_attribute("data-genre") for s in segments] == [w["genre"] for w in expected["windows"]]
+    # Nothing wider than the phone screen.
+    assert browser.execute_script("return window.innerWidth") == PHONE_WIDTH
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= PHONE_WIDTH
+
+    shot = tmp_path / "serve-page.png"
+    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+    try:
+        SCREENSHOT_COPY.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, SCREENSHOT_COPY)
+    except OSError:  # a copy for people to look at; the test's own screenshot is what counts
+        pass
+
+
+def test_bad_file_shows_the_error_and_classify_another_works(browser, server, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.url)
+    wait_visible(browser, "drop")
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not audio\n" * 100)
+    upload(browser, bad)
+    message = wait_visible(browser, "error").text
+    assert "notes.txt" in message and "WAV" in message
+    assert not browser.find_element(By.ID, "result").is_displayed()
+
+    upload(browser, gtzan_file("classical.00051"))  # a second try from the same page
+    wait_visible(browser, "result")
+    assert not browser.find_element(By.ID, "error").is_displayed()
+    first = browser.find_element(By.ID, "result-file").text
+    assert "classical.00051" in first
+
+    # "Classify another" is one click: it clears the result and opens the picker.
+    browser.find_element(By.ID, "again").click()
+    assert not browser.find_element(By.ID, "result").is_displayed()
+    upload(browser, gtzan_file("jazz.00002"))
+    wait_visible(browser, "result")
+    assert "jazz.00002" in browser.find_element(By.ID, "result-file").text
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#bars li.bar")) == 10
+
+
+def test_live_tab_shows_the_servers_error(browser, server):
+    """With --no-mic the Live tab says so, from the server's own error event."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.url)
+    browser.find_element(By.ID, "tab-live").click()
+    browser.find_element(By.ID, "live-toggle").click()
+    message = wait_visible(browser, "live-error").text
+    assert "--no-mic" in message
+    assert browser.find_element(By.ID, "live-toggle").text == "Start listening"
