@@ -80,25 +80,27 @@ def run_serve(args) -> int:
 
         raise EdgeGenreError("--max-upload-mb, --max-seconds and --workers must be positive")
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1e6), max_seconds=args.max_seconds)
-    service = GenreService(args.model, backend=args.backend, threads=args.threads,
-                           workers=args.workers, limits=limits)
-    live = LiveHub(service.model_path, backend=service.backend, threads=args.threads,
-                   settings=LiveSettings(enabled=not args.no_mic, device=args.device))
-    app = create_app(service, live)
-
-    sock = bind(args.host, args.port)
-    host, port = sock.getsockname()[:2]
-    if not is_loopback(args.host):
-        log.warning("serving on %s, reachable from other machines: anyone who can reach this port "
-                    "can upload files and, unless --no-mic, hear what the microphone hears", host)
-    shown = f"[{host}]" if ":" in host else host
-    print(f"edge-genre serve: http://{shown}:{port}/ (model {service.model_path.name}, "
-          f"{service.backend}; live mode {'on' if live.settings.enabled else 'off'})",
-          file=sys.stderr, flush=True)
-    config = uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=3,
-                            timeout_keep_alive=5)
+    sock = bind(args.host, args.port)  # a taken port fails before the model loads
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        service = GenreService(args.model, backend=args.backend, threads=args.threads,
+                               workers=args.workers, limits=limits)
+        live = LiveHub(service.model_path, backend=service.backend, threads=args.threads,
+                       settings=LiveSettings(enabled=not args.no_mic, device=args.device))
+        app = create_app(service, live)
+        host, port = sock.getsockname()[:2]
+        if not is_loopback(args.host):
+            log.warning("serving on %s, reachable from other machines: anyone who can reach this port "
+                        "can upload files and, unless --no-mic, hear what the microphone hears", host)
+        shown = f"[{host}]" if ":" in host else host
+        print(f"edge-genre serve: http://{shown}:{port}/ (model {service.model_path.name}, "
+              f"{service.backend}; live mode {'on' if live.settings.enabled else 'off'})",
+              file=sys.stderr, flush=True)
+        config = uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=3,
+                                timeout_keep_alive=5)
+        try:
+            uvicorn.Server(config).run(sockets=[sock])
+        except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown
+            pass
     finally:
         sock.close()
     return 0
