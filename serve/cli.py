@@ -65,6 +65,24 @@ def bind(host: str, port: int):
     return sock
 
 
+def _server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, which also ends the live streams when asked to stop: they never end
+        by themselves, and uvicorn waits for open connections before it shuts down."""
+
+        def __init__(self, config, on_exit):
+            super().__init__(config)
+            self._on_exit = on_exit
+
+        def handle_exit(self, sig, frame) -> None:
+            self._on_exit()
+            super().handle_exit(sig, frame)
+
+    return Server
+
+
 def run_serve(args) -> int:
     import logging
 
@@ -98,7 +116,7 @@ def run_serve(args) -> int:
         config = uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=3,
                                 timeout_keep_alive=5)
         try:
-            uvicorn.Server(config).run(sockets=[sock])
+            _server_class()(config, on_exit=live.close).run(sockets=[sock])
         except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown
             pass
     finally:

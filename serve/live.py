@@ -90,6 +90,7 @@ class LiveHub:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._classifier = None
+        self._closed = False
 
     # ------------------------------------------------------------------ subscription
 
@@ -98,6 +99,8 @@ class LiveHub:
         yield f"retry: {RETRY_MS}\n\n"
         if not self.settings.enabled:
             yield sse("error", {"error": "live mode is off: the server was started with --no-mic"})
+            return
+        if self._closed:
             return
         sub = await self._subscribe()
         try:
@@ -142,9 +145,12 @@ class LiveHub:
             sub.send(item)
 
     def close(self) -> None:
-        """Stop capturing and end every stream (server shutdown)."""
+        """Stop capturing and end every stream (server shutdown). Called from a signal handler:
+        takes no lock (the interrupted code may hold it)."""
+        self._closed = True
         self._stop.set()
-        self._broadcast(None)
+        for sub in list(self._subscribers):
+            sub.send(None)
 
     @property
     def running(self) -> bool:

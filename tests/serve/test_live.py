@@ -1,0 +1,98 @@
+"""``GET /api/live``: server-sent events from the server's microphone.
+
+Without a usable device the stream is one clear ``error`` event and the server keeps serving; with
+a virtual PulseAudio microphone (tests/live/pulse.py) playing a real GTZAN excerpt, every hop
+brings a decision, the device closes when the last page leaves, and the server stops promptly
+with a stream open.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import gtzan_file
+from tests.live.pulse import virtual_mic  # noqa: F401 (fixture)
+from tests.serve.server import default_model, get_json, post_file, server, sse_events, start_server  # noqa: F401
+
+
+def test_no_mic_gives_one_error_event(server):
+    events = sse_events(server.url + "api/live", limit=5)
+    assert events == [("error", {"error": "live mode is off: the server was started with --no-mic"})]
+
+
+def test_missing_device_gives_one_error_event_and_the_server_goes_on(default_model, tmp_path):
+    srv = start_server(default_model, tmp_path / "serve.log", "--device", "no-such-microphone-here")
+    try:
+        assert get_json(srv.url + "api/model")["live"] is True
+        for _ in range(2):  # the second subscription gets the same clear answer
+            events = sse_events(srv.url + "api/live", limit=5, timeout=60)
+            assert len(events) == 1 and events[0][0] == "error", events
+            message = events[0][1]["error"]
+            assert "no-such-microphone-here" in message or "PortAudio" in message, message
+        path = gtzan_file("jazz.00002")
+        status, body = post_file(srv.url + "api/classify", path.name, path.read_bytes())
+        assert status == 200, body
+    finally:
+        assert srv.stop() == 0
+
+
+@pytest.mark.slow
+@pytest.mark.live
+def test_live_decisions_from_a_virtual_microphone(virtual_mic, default_model, tmp_path):
+    srv = start_server(default_model, tmp_path / "serve.log", "--device", virtual_mic.device,
+                       env=virtual_mic.env)
+    player = None
+    try:
+        labels = get_json(srv.url + "api/model")["labels"]
+        player = virtual_mic.play(gtzan_file("metal.00002"))
+        t0 = time.monotonic()
+        events = sse_events(srv.url + "api/live", limit=5, timeout=30)
+        elapsed = time.monotonic() - t0
+        kinds = [kind for kind, _ in events]
+        assert kinds[0] == "status" and events[0][1]["state"] == "listening", events
+        decisions = [data for kind, data in events if kind == "decision"]
+        assert len(decisions) >= 3, events
+        # A hop apart, in order, each with every genre's probability.
+        assert [d["window"] for d in decisions] == list(range(decisions[0]["window"],
+                                                              decisions[0]["window"] + len(decisions)))
+        for a, b in zip(decisions, decisions[1:]):
+            assert b["start"] - a["start"] == pytest.approx(2.0, abs=0.05)
+        heard = [d for d in decisions if not d["silent"]]
+        assert heard, decisions
+        for d in heard:
+            assert d["genre"] in labels and set(d["probabilities"]) == set(labels)
+            assert d["level_dbfs"] > -60
+        # 4 s until the first window, then one every 2 s: bounded, whatever the machine.
+        assert elapsed < 4 + 2 * len(decisions) + 10
+        # The last page left: the device is closed.
+        deadline = time.monotonic() + 10
+        while "live: capture stopped" not in srv.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "live: capture stopped" in srv.log()
+
+        # Stopping the server with a page still listening takes seconds, not forever.
+        opened = threading.Event()
+
+        def listen_forever():
+            try:
+                with urllib.request.urlopen(srv.url + "api/live", timeout=60) as response:
+                    opened.set()
+                    for _ in response:
+                        pass
+            except OSError:
+                pass
+
+        reader = threading.Thread(target=listen_forever, daemon=True)
+        reader.start()
+        assert opened.wait(30)
+        time.sleep(1)
+        t0 = time.monotonic()
+        assert srv.stop(timeout=20) == 0
+        assert time.monotonic() - t0 < 10
+    finally:
+        if player is not None:
+            player.kill()
+        srv.stop()
