@@ -119,6 +119,9 @@ def run_serve(args) -> int:
             _server_class()(config, on_exit=live.close).run(sockets=[sock])
         except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown
             pass
+        finally:
+            live.close()
+            live.join()
     finally:
         sock.close()
     return 0

@@ -152,6 +152,14 @@ class LiveHub:
         for sub in list(self._subscribers):
             sub.send(None)
 
+    def join(self, timeout: float = 5.0) -> None:
+        """Wait for the capture thread to close the device. Call before the interpreter exits:
+        sounddevice's exit handler (Pa_Terminate) can hang while another thread still holds a
+        stream open."""
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
