@@ -18,6 +18,11 @@ except ImportError:  # older releases only have the ``multipart`` name
 
 #: Multipart framing allowed on top of the file itself (boundaries, part headers, other fields).
 FRAMING_BYTES = 64 * 1024
+#: After refusing an upload, up to this many more bytes are read and thrown away so that the
+#: client, still sending, gets to read the 413: most clients (browsers, urllib) report a
+#: connection reset instead when the server closes on an unread body. Bodies larger than this
+#: beyond the limit are cut off at once.
+DRAIN_BYTES = 8 * 1024 * 1024
 
 
 class UploadError(Exception):
@@ -100,26 +105,34 @@ async def read_upload(request, field: str = "file", max_bytes: int = 50_000_000)
     """The file sent as form field ``field`` of a multipart/form-data ``request``.
 
     Raises UploadError: 413 when the body (declared or received) passes ``max_bytes`` plus
-    framing, 400 when the request is not multipart or has no such field.
+    framing (the file part is never held beyond ``max_bytes``), 400 when the request is not
+    multipart or has no such field.
     """
     content_type, options = parse_options_header(request.headers.get("content-type"))
     if content_type != b"multipart/form-data" or not options.get(b"boundary"):
         raise UploadError(400, f"send the audio file as multipart/form-data in a field named '{field}'")
     body_limit = max_bytes + FRAMING_BYTES
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > body_limit:
-        raise too_large(max_bytes)
+    declared = int(declared) if declared is not None and declared.isdigit() else None
+    if declared is not None and declared > body_limit + DRAIN_BYTES:
+        raise too_large(max_bytes)  # not worth reading: the connection is closed unread
     collector = _FilePartCollector(field, max_bytes)
     parser = MultipartParser(options[b"boundary"], collector.callbacks())
+    stream = request.stream()
     received = 0
     try:
-        async for chunk in request.stream():
+        async for chunk in stream:
             received += len(chunk)
             if received > body_limit:  # a body of many small fields is refused too
                 raise too_large(max_bytes)
             parser.write(chunk)
         parser.finalize()
     except UploadError:
+        # Discard (never keep) what is still coming, up to DRAIN_BYTES, then answer.
+        async for chunk in stream:
+            received += len(chunk)
+            if received > body_limit + DRAIN_BYTES:
+                break
         raise
     except Exception as exc:  # python-multipart's errors for malformed bodies
         if collector.found is None:

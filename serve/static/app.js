@@ -21,7 +21,8 @@ async function loadModel() {
     const response = await fetch("/api/model");
     const model = await response.json();
     labels = model.labels || [];
-    const mb = model.limits.max_upload_bytes / 1e6;
+    maxUploadBytes = model.limits.max_upload_bytes;
+    const mb = maxUploadBytes / 1e6;
     $("limits").textContent = `WAV, AU, FLAC or OGG · up to ${+mb.toPrecision(3)} MB and ` +
       `${Math.round(model.limits.max_seconds / 60 * 10) / 10} min`;
     $("model").textContent = `Model ${model.file} (${model.preset}, ${model.quantization}) on ` +
@@ -90,9 +91,17 @@ function showError(message) {
   show($("error"), true);
 }
 
+let maxUploadBytes = Infinity;
+
 async function classify(file) {
   show($("error"), false);
   show($("result"), false);
+  if (file.size > maxUploadBytes) { // the server would refuse it: save the transfer
+    showError(`${file.name}: the file is larger than the ` +
+              `${+(maxUploadBytes / 1e6).toPrecision(3)} MB limit`);
+    $("file-input").value = "";
+    return;
+  }
   $("busy-name").textContent = file.name;
   show($("busy"), true);
   const form = new FormData();

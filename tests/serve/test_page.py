@@ -141,3 +141,38 @@ def test_live_tab_shows_the_servers_error(browser, server):
     message = wait_visible(browser, "live-error").text
     assert "--no-mic" in message
     assert browser.find_element(By.ID, "live-toggle").text == "Start listening"
+
+
+def test_oversize_file_is_refused_on_the_page(browser, default_model, tmp_path):
+    """A file over the server's limit gets the limit's message, and the page goes on."""
+    from selenium.webdriver.common.by import By
+
+    from tests.serve.server import start_server
+
+    srv = start_server(default_model, tmp_path / "serve.log", "--no-mic", "--max-upload-mb", "1")
+    try:
+        browser.get(srv.url)
+        wait_visible(browser, "drop")
+        wait_for_text(browser, "limits", "1 MB")
+        upload(browser, gtzan_file("jazz.00002"))  # 1.3 MB
+        assert "larger than the 1 MB limit" in wait_visible(browser, "error").text
+        from edge_genre.edge.audio import read, to_mono
+
+        from tests.serve.server import wav_bytes
+
+        audio = read(gtzan_file("blues.00089"))  # GTZAN's .au, cut to 10 s: 0.44 MB
+        short = tmp_path / "blues-10s.wav"
+        short.write_bytes(wav_bytes(to_mono(audio.samples)[:audio.sample_rate * 10], audio.sample_rate))
+        upload(browser, short)
+        wait_visible(browser, "result")
+        assert not browser.find_element(By.ID, "error").is_displayed()
+    finally:
+        srv.stop()
+
+
+def wait_for_text(driver, element_id: str, text: str):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, WAIT).until(ec.text_to_be_present_in_element((By.ID, element_id), text))
