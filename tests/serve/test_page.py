@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import gtzan_file
+from tests.live.pulse import virtual_mic  # noqa: F401 (fixture)
 from tests.serve.server import default_model, server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
@@ -176,3 +177,38 @@ def wait_for_text(driver, element_id: str, text: str):
     from selenium.webdriver.support.ui import WebDriverWait
 
     WebDriverWait(driver, WAIT).until(ec.text_to_be_present_in_element((By.ID, element_id), text))
+
+
+@pytest.mark.live
+def test_live_tab_follows_the_servers_microphone(browser, virtual_mic, default_model, tmp_path):
+    """Live tab on a server whose microphone (a virtual one) hears a real excerpt."""
+    from selenium.webdriver.common.by import By
+
+    from tests.serve.server import start_server
+
+    srv = start_server(default_model, tmp_path / "serve.log", "--device", virtual_mic.device,
+                       env=virtual_mic.env)
+    player = virtual_mic.play(gtzan_file("metal.00002"))
+    try:
+        browser.get(srv.url)
+        browser.find_element(By.ID, "tab-live").click()
+        browser.find_element(By.ID, "live-toggle").click()
+        wait_visible(browser, "live-result")
+        wait_for_count(browser, "#live-timeline .seg", 3)
+        genre = browser.find_element(By.ID, "live-genre")
+        assert genre.tag_name == "strong" and genre.text
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#live-bars li.bar")) == 10
+        assert "dBFS" in browser.find_element(By.ID, "live-meta").text
+        browser.save_screenshot(str(tmp_path / "serve-live.png"))
+        browser.find_element(By.ID, "live-toggle").click()  # stop: the page leaves the stream
+        assert browser.find_element(By.ID, "live-toggle").text == "Start listening"
+    finally:
+        player.kill()
+        srv.stop()
+
+
+def wait_for_count(driver, selector: str, n: int):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, WAIT).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, selector)) >= n)
