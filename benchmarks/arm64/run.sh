@@ -11,7 +11,17 @@
 #
 # Environment: MODEL=path (a model file; default the shipped one inside the wheel),
 # EXCERPT=path (default ../shared/data/gtzan-mini/genres/jazz/jazz.00002.wav),
-# MIRROR (default http://deb.debian.org/debian), KEEP_ROOT=1 keeps the root for a rerun (default).
+# MIRROR (default http://deb.debian.org/debian), QEMU_CPU (default cortex-a72, a Pi 4's core;
+# cortex-a76 is a Pi 5's). The root is kept for reruns; delete ROOT_DIR to start over.
+#
+# Two things qemu-user 7.2 (bookworm's) gets wrong, worked around here:
+# - it passes the host's x86 /proc/cpuinfo through; the cpuinfo library inside LiteRT and
+#   onnxruntime segfaults on it while creating an interpreter. A Pi 4's /proc/cpuinfo is
+#   bind-mounted over it.
+# - its default "max" CPU has features no Pi has (SVE2, SME, i8mm); with it, LiteRT's XNNPACK int8
+#   kernels return wrong probabilities (top-1 agreement 0 with x86, while the same file without
+#   XNNPACK, and fp32, agree exactly). Emulating the Pi's own core (QEMU_CPU=cortex-a72 or
+#   cortex-a76) gives exactly x86's probabilities.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$(pwd)
@@ -52,6 +62,10 @@ trap cleanup EXIT
 for m in proc sys dev; do
     mountpoint -q "$ROOT/$m" || { mount --rbind "/$m" "$ROOT/$m" && mounted+=("$ROOT/$m"); }
 done
+mkdir -p "$ROOT/opt/pi"
+{ for i in 0 1 2 3; do printf 'processor\t: %d\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\n' "$i"; done
+  printf 'Hardware\t: BCM2835\nModel\t\t: Raspberry Pi 4 Model B (emulated)\n'; } > "$ROOT/opt/pi/cpuinfo"
+mount --bind "$ROOT/opt/pi/cpuinfo" "$ROOT/proc/cpuinfo" && mounted=("$ROOT/proc/cpuinfo" "${mounted[@]}")
 
 # 3. The wheel, built here from the working tree (pure Python: one wheel for every arch).
 work="$ROOT/opt/edge-genre"
@@ -65,13 +79,19 @@ excerpt=$(basename "$EXCERPT")
 model_arg=""
 if [ -n "${MODEL:-}" ]; then cp "$MODEL" "$work/"; model_arg="--model /opt/edge-genre/$(basename "$MODEL")"; fi
 
+# Reference: the same command on this machine, when its Python has edge-genre.
+if "$PY" -c "import edge_genre.edge.classifier" 2>/dev/null; then
+    say "reference on $(uname -m): edge-genre predict ${model_arg:+--model ${MODEL}} $excerpt"
+    "$PY" -m edge_genre predict ${MODEL:+--model "$MODEL"} "$EXCERPT" | head -4 >&2 || true
+fi
+
 # 4. Inside the arm64 root: venv, `pip install wheel[edge]`, predict.
 say "installing $wheel[edge] in the arm64 root and running predict (emulated)"
-chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+chroot "$ROOT" /usr/bin/env -i QEMU_CPU="${QEMU_CPU:-cortex-a72}" HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_PROGRESS_BAR=off \
     /bin/bash -euo pipefail -c "
 cd /opt/edge-genre
-echo \"machine: \$(uname -m), \$(. /etc/os-release; echo \$PRETTY_NAME), \$(python3 --version)\"
+echo \"machine: \$(uname -m) (qemu \$QEMU_CPU), \$(. /etc/os-release; echo \$PRETTY_NAME), \$(python3 --version)\"
 python3 -m venv venv
 venv/bin/pip install -q 'dist/$wheel[edge]'
 venv/bin/pip list 2>/dev/null | grep -i -E '^(edge-genre|ai-edge-litert|numpy|sounddevice) '
