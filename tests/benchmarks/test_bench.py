@@ -11,7 +11,7 @@ from edge_genre.benchmarks import graph_macs, machine, yamnet_peer
 from edge_genre.benchmarks.cli import parse_threads
 from edge_genre.errors import EdgeGenreError
 
-from conftest import YAMNET_TFLITE
+from tests.conftest import YAMNET_TFLITE
 
 
 def test_threads_parse():

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import YAMNET_TFLITE
+from tests.conftest import YAMNET_TFLITE
 from edge_genre.edge import audio
 from edge_genre.edge import frontend as fe
 from edge_genre.edge.config import ModelCard

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import YAMNET_TFLITE, gtzan_file
+from tests.conftest import YAMNET_TFLITE, gtzan_file
 from edge_genre.edge import audio
 from edge_genre.edge import frontend as fe
 from edge_genre.train import yamnet as Y
