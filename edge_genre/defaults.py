@@ -12,9 +12,10 @@ from edge_genre.errors import ModelError
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_STEM = "default"
-#: What `predict`, `listen` and `serve` load without ``--model``: int8 LiteRT is the smallest
-#: and fastest on a Pi; ONNX is the fallback for installs without a TFLite interpreter.
-DEFAULT_PREFERENCE = (("int8", "tflite"), ("fp32", "tflite"), ("int8", "onnx"), ("fp32", "onnx"))
+#: What `predict`, `listen` and `serve` load without ``--model``, first present wins: LiteRT
+#: before ONNX (the fallback for installs without a TFLite interpreter); full int8, then int8
+#: weights with float activations ("int8w"), then fp32.
+DEFAULT_PREFERENCE = tuple((q, f) for f in ("tflite", "onnx") for q in ("int8", "int8w", "fp32"))
 
 
 def shipped_model(quantization: str = "int8", fmt: str = "tflite") -> Path:
