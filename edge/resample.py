@@ -11,6 +11,7 @@ from functools import lru_cache
 from math import gcd
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 #: Zero crossings of the sinc on each side and the Kaiser window's beta: a -80 dB-class filter,
 #: transparent for log-mel features and cheap enough for a Pi (about 40 taps per output at 48k->16k).
@@ -18,7 +19,7 @@ ZERO_CROSSINGS = 16
 KAISER_BETA = 8.6
 ROLLOFF = 0.945
 #: Input samples per block when ``resample`` converts a whole signal (bounds its memory).
-RESAMPLE_BLOCK = 1 << 15
+RESAMPLE_BLOCK = 1 << 17
 
 
 @lru_cache(maxsize=8)
@@ -90,8 +91,14 @@ class Resampler:
             return np.zeros(0, dtype=np.float32)
         base = (n * down) // up
         phase = (n * down) % up
-        idx = base[:, None] + np.arange(-half + 1, half + 1)[None, :] - self._buf_start
-        out = np.einsum("ij,ij->i", self._buf[idx], self._taps[phase])
+        first_tap = base - half + 1 - self._buf_start  # index in _buf of each output's first tap
+        windows = sliding_window_view(self._buf, 2 * half)  # a view: row i = _buf[i:i + 2*half]
+        # Outputs n and n + up share a phase and their inputs lie `down` apart: per phase, a
+        # strided view times one tap vector, rather than gathering (outputs x taps) samples.
+        out = np.empty(len(n))
+        for r in range(min(up, len(n))):
+            rows = windows[first_tap[r]:first_tap[-1] + 1:down][:len(range(r, len(n), up))]
+            out[r::up] = rows @ self._taps[phase[r]]
         self._n_out = int(n[-1]) + 1
         # Keep only the history the next output needs.
         next_base = (self._n_out * down) // up
@@ -107,8 +114,7 @@ def resample(y: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
     if int(in_rate) == int(out_rate):
         return np.asarray(y, dtype=np.float32)
     r = Resampler(in_rate, out_rate)
-    # In blocks: the polyphase gather is (outputs x taps), so a 30 s track at once would take
-    # several hundred MB (too much for a Pi); blocks give the same samples (streaming == whole).
+    # In blocks, which give the same samples (streaming == whole), to bound the working memory.
     y = np.asarray(y).reshape(-1)
     parts = [r.process(y[i:i + RESAMPLE_BLOCK]) for i in range(0, len(y), RESAMPLE_BLOCK)]
     return np.concatenate(parts + [r.flush()])
