@@ -2,6 +2,8 @@
 
 Both come from the run's own split (``run.json``): calibration draws from the TRAINING tracks,
 the agreement check uses the TEST tracks, so a file is never checked on what calibrated it.
+A run with no test tracks (trained on every track) is checked on a fixed random subset of its
+training windows instead (``training_check_set``), labelled as such.
 Windows are computed by ``edge_genre.train.features`` (the edge front-end, cached) and
 normalised with the card's mean / std, exactly as the runtime feeds the model.
 """
@@ -93,3 +95,26 @@ def calibration_set(track_ids: list[str], data_dir: Path, card: ModelCard, n_win
                      {"part": "train", "data_dir": str(data_dir), "windows": int(len(pick)),
                       "available_windows": len(windows), "tracks": len(used),
                       "seed": seed, "skipped": [str(p) for p, _ in windows.skipped]})
+
+
+#: How reports and tables name a check on training windows.
+TRAINING_CHECK_NOTE = ("training tracks (no held-out tracks in this run): "
+                       "agreement only is meaningful")
+
+
+def training_check_set(track_ids: list[str], data_dir: Path, card: ModelCard, n_windows: int,
+                       seed: int = 1, cache_dir: str | Path | None = None) -> WindowSet:
+    """Up to ``n_windows`` training windows (``seed``) for the agreement check of a run without
+    held-out tracks. Track indices are renumbered over the tracks drawn, so track accuracy is
+    over those tracks (each the mean of its drawn windows)."""
+    windows, x = load_set(find_tracks(data_dir, track_ids, card), card, cache_dir,
+                          "training check")
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.permutation(len(windows))[:n_windows])
+    used, owner = np.unique(windows.track[pick], return_inverse=True)
+    return WindowSet(x[pick], windows.y[pick], owner.astype(int),
+                     [windows.tracks[i].track_id for i in used],
+                     {"part": "train", "note": TRAINING_CHECK_NOTE, "data_dir": str(data_dir),
+                      "tracks": int(len(used)), "windows": int(len(pick)),
+                      "available_windows": len(windows), "seed": seed,
+                      "skipped": [str(p) for p, _ in windows.skipped]})

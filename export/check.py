@@ -1,4 +1,5 @@
-"""Does each exported file classify as the Keras model does? Measured on held-out windows.
+"""Does each exported file classify as the Keras model does? Measured on held-out windows (or,
+for a run without test tracks, on a labelled subset of its training windows).
 
 For each file: top-1 window agreement with Keras, the largest probability difference, and its own
 chunk (window) and track accuracy (a track's label is the argmax of its windows' mean
@@ -154,7 +155,9 @@ def _size(n: int) -> str:
 def format_table(report: dict) -> str:
     """The report as a plain-text table."""
     ev = report["evaluation"]
-    rows = [("file", "size", "backend", "agree", "max dp", "chunk acc", "track acc", "ok"),
+    train = ev.get("part", "test") != "test"
+    acc = ("train chunk acc", "train track acc") if train else ("chunk acc", "track acc")
+    rows = [("file", "size", "backend", "agree", "max dp", *acc, "ok"),
             ("keras (reference)", _size(report["keras"]["bytes"]), "keras", "-", "-",
              f"{ev['keras_chunk_accuracy']:.1%}", f"{ev['keras_track_accuracy']:.1%}", "")]
     for f in report["files"]:
@@ -166,7 +169,11 @@ def format_table(report: dict) -> str:
                        enumerate(zip(r, widths))) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     cal = report.get("calibration")
-    head = (f"held-out: {ev['windows']} windows of {ev['tracks']} test tracks"
+    where = (f"held-out: {ev['windows']} windows of {ev['tracks']} test tracks"
+             if ev.get("part", "test") == "test" else
+             f"check on {ev['windows']} windows of {ev['tracks']} "
+             + ev.get("note", "training tracks"))
+    head = (where
             + (f"; calibration: {cal['windows']} training windows of {cal['tracks']} tracks"
                if cal else ""))
     return head + "\n" + "\n".join(lines)

@@ -10,14 +10,21 @@ DEFAULT_CACHE = Path(os.environ.get("EDGE_GENRE_CACHE", "~/.cache/edge-genre")).
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "export", help="export a trained model to TFLite / ONNX (fp32, int8) and check it",
+        "export", help="export a trained model to TFLite / ONNX (fp32, int8, int8-weights)",
         description="Convert a training run (model.keras + model_card.json + run.json) to "
                     "self-describing TFLite and ONNX files, fp32 and with --int8 full-integer int8 "
-                    "calibrated on the run's training windows, then check every file against the "
-                    "Keras model on the run's held-out tracks (export_report.json).")
+                    "calibrated on the run's training windows, with --int8-weights weights-only "
+                    "int8 "
+                    "(float activations and I/O), then check every file against the Keras model "
+                    "on the run's held-out tracks, or on its training windows when it has none "
+                    "(export_report.json).")
     p.add_argument("run_dir", metavar="RUN_DIR", help="training run folder")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--int8", action="store_true", help="also write int8 files")
+    p.add_argument("--int8", action="store_true",
+                   help="also write full-integer int8 files (<STEM>-int8.*)")
+    p.add_argument("--int8-weights", action="store_true",
+                   help="also write weights-only int8 files (<STEM>-int8w.*: int8 weights, "
+                        "float activations and I/O)")
     p.add_argument("--formats", default="tflite,onnx", metavar="LIST",
                    help="comma-separated: tflite, onnx (default both)")
     p.add_argument("--name", metavar="STEM", help="file stem (default: the model's preset)")
@@ -51,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     from edge_genre.errors import ModelError
 
     try:
-        report = export_model(args.run_dir, args.out, int8=args.int8, formats=formats,
+        report = export_model(args.run_dir, args.out, int8=args.int8,
+                              int8_weights=args.int8_weights, formats=formats,
                               name=args.name, data_dir=args.data, cache_dir=args.cache_dir,
                               allow_degraded=args.allow_degraded, config=config,
                               progress=lambda msg: print(f"export: {msg}", file=sys.stderr))

@@ -1,4 +1,5 @@
-"""Keras -> ONNX fp32 (tf2onnx) and static int8 (onnxruntime's QDQ quantisation).
+"""Keras -> ONNX fp32 (tf2onnx), static int8 (onnxruntime's QDQ quantisation) and weights-only
+int8 (onnxruntime's dynamic quantisation).
 
 tf2onnx needs an explicit input signature with Keras 3; the input is named ``features`` with a
 free batch dimension. The int8 model is made from the fp32 one: onnxruntime's pre-processing
@@ -7,6 +8,11 @@ sympy and the shapes here are static), then ``quantize_static`` in QDQ format wi
 activations and int8 per-channel weights in 7-bit range (see ``ExportConfig.onnx_reduce_range``:
 x86 kernels saturate otherwise), calibrated (min/max) on the same training windows as the TFLite
 file. Its inputs and outputs stay float32.
+
+The weights-only model is ``quantize_dynamic``: int8 weights of Conv / MatMul / Gemm
+(ConvInteger / MatMulInteger), activations quantised per call at run time
+(DynamicQuantizeLinear), float I/O, no calibration. onnxruntime's CPU provider runs ConvInteger
+with int8 weights (checked with onnxruntime 1.32, depthwise included).
 """
 from __future__ import annotations
 
@@ -50,6 +56,35 @@ class _Reader:
         self._i = 0
 
 
+def _carry_metadata(model, fp32_model):
+    # quantisation keeps metadata_props of its input, but pre-processing may not: carry them.
+    have = {p.key for p in model.metadata_props}
+    for prop in fp32_model.metadata_props:
+        if prop.key not in have:
+            model.metadata_props.add(key=prop.key, value=prop.value)
+    return model
+
+
+def quantize_weights(fp32_model, per_channel: bool = True, reduce_range: bool = True):
+    """Weights-only (dynamic) int8 ``onnx.ModelProto`` of an fp32 ``onnx.ModelProto``."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, pre, out = (Path(tmp) / n for n in ("fp32.onnx", "pre.onnx", "int8w.onnx"))
+        onnx.save(fp32_model, str(src))
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        try:
+            quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8,
+                             per_channel=per_channel, reduce_range=reduce_range)
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"ONNX int8-weights quantisation failed: {first}") from None
+        model = onnx.load(str(out))
+    return _carry_metadata(model, fp32_model)
+
+
 def quantize(fp32_model, calibration: np.ndarray, per_channel: bool = True,
              reduce_range: bool = True):
     """Static int8 QDQ ``onnx.ModelProto`` of an fp32 ``onnx.ModelProto``."""
@@ -75,9 +110,4 @@ def quantize(fp32_model, calibration: np.ndarray, per_channel: bool = True,
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"ONNX int8 quantisation failed: {first}") from None
         model = onnx.load(str(out))
-    # quantize_static keeps metadata_props of its input, but pre-processing may not: carry them.
-    have = {p.key for p in model.metadata_props}
-    for prop in fp32_model.metadata_props:
-        if prop.key not in have:
-            model.metadata_props.add(key=prop.key, value=prop.value)
-    return model
+    return _carry_metadata(model, fp32_model)

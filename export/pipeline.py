@@ -1,8 +1,10 @@
 """``export_model``: a training run in, self-describing TFLite / ONNX files and a checked report out.
 
 Steps: validate the run (card, Keras model, input shape vs front-end) -> load the held-out windows
-(and, for int8, the calibration windows) -> convert each requested file -> embed the card and read
-it back -> run every file in its interpreter on the held-out windows against Keras -> write
+(or, for a run without test tracks, a fixed subset of its training windows; and, for int8, the
+calibration windows) -> convert each requested file (fp32, full-integer int8, weights-only int8)
+-> embed the card and read it back -> run every file in its interpreter on those windows against
+Keras -> write
 ``export_report.json`` -> raise ModelError when a file misses the bounds (unless allowed).
 """
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 from edge_genre import __version__
 from edge_genre.errors import ModelError
 from edge_genre.export import deps
-from edge_genre.export.config import FORMATS, ExportConfig
+from edge_genre.export.config import FORMATS, QUANTIZATIONS, ExportConfig
 
 log = logging.getLogger("edge_genre")
 
@@ -29,21 +31,25 @@ REPORT_FILE = "export_report.json"
 
 
 def file_name(stem: str, quantization: str, fmt: str) -> str:
-    return f"{stem}-{quantization}.{fmt}"
+    """``<stem>-<suffix>.<fmt>``: suffix fp32, int8 or int8w (card quantization "int8-weights")."""
+    return f"{stem}-{QUANTIZATIONS[quantization]}.{fmt}"
 
 
 def export_model(run_dir: str | Path, out_dir: str | Path, int8: bool = True,
                  formats: Iterable[str] = FORMATS, name: str | None = None,
                  data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
                  allow_degraded: bool = False, config: ExportConfig = ExportConfig(),
-                 progress=None) -> dict:
-    """Export a training run to TFLite and/or ONNX, fp32 and (with ``int8``) int8, and check them.
+                 progress=None, int8_weights: bool = False) -> dict:
+    """Export a training run to TFLite and/or ONNX, fp32, (with ``int8``) full-integer int8 and
+    (with ``int8_weights``) weights-only int8, and check them against Keras.
 
     Parameters
     ----------
     run_dir : training run folder (``model.keras``, ``model_card.json``, ``run.json``).
-    out_dir : where ``<name>-{fp32,int8}.{tflite,onnx}`` and ``export_report.json`` go.
+    out_dir : where ``<name>-{fp32,int8,int8w}.{tflite,onnx}`` and ``export_report.json`` go.
     int8 : also write full-integer int8 files, calibrated on the run's training windows.
+    int8_weights : also write weights-only int8 files (``-int8w``, card quantization
+        "int8-weights"): int8 weights, float activations and float I/O, no calibration.
     formats : any of "tflite", "onnx".
     name : file stem; default the card's preset name.
     data_dir : dataset folder holding the run's tracks; default the one run.json records.
@@ -68,8 +74,9 @@ def export_model(run_dir: str | Path, out_dir: str | Path, int8: bool = True,
     from edge_genre.export import calibration as cal
     from edge_genre.export import check, metadata
     data = run.data_dir(data_dir)
-    test_ids = run.split_ids("test")
-    train_ids = run.split_ids("train") if int8 else []
+    test_ids = run.split_ids("test", required=False)
+    # No held-out tracks (a model trained on every track): check on training windows instead.
+    train_ids = run.split_ids("train") if int8 or not test_ids else []
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     say(f"loading {run.model_path}")
     model, card = source.load_keras(run)
@@ -77,8 +84,15 @@ def export_model(run_dir: str | Path, out_dir: str | Path, int8: bool = True,
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
 
-    say(f"held-out windows: {len(test_ids)} test tracks from {data}")
-    held = cal.held_out_set(test_ids, data, card, cache_dir)
+    if test_ids:
+        say(f"held-out windows: {len(test_ids)} test tracks from {data}")
+        held = cal.held_out_set(test_ids, data, card, cache_dir)
+    else:
+        say(f"no held-out tracks in {run.run_dir / source.RUN_FILE}: checking on "
+            f"{config.training_check_windows} windows of its {len(train_ids)} training tracks "
+            "(agreement only is meaningful)")
+        held = cal.training_check_set(train_ids, data, card, config.training_check_windows,
+                                      config.seed + 1, cache_dir)
     calib = None
     if int8:
         calib = cal.calibration_set(train_ids, data, card, config.calibration_windows,
@@ -91,7 +105,8 @@ def export_model(run_dir: str | Path, out_dir: str | Path, int8: bool = True,
 
     written: list[tuple[Path, str, str]] = []
     timings: dict[str, float] = {}
-    quantizations = ("fp32", "int8") if int8 else ("fp32",)
+    quantizations = [q for q, on in (("fp32", True), ("int8", int8),
+                                     ("int8-weights", int8_weights)) if on]
     with tempfile.TemporaryDirectory(prefix="edge-genre-export-") as tmp:
         if "tflite" in formats:
             from edge_genre.export import tflite
@@ -103,7 +118,8 @@ def export_model(run_dir: str | Path, out_dir: str | Path, int8: bool = True,
                 path = out / file_name(stem, q, "tflite")
                 say(f"TFLite {q} -> {path}")
                 data_bytes = tflite.convert(saved, calib.x if q == "int8" else None,
-                                            config.tflite_int8_io)
+                                            config.tflite_int8_io,
+                                            weights_only=q == "int8-weights")
                 metadata.write_tflite(path, data_bytes, _card_for(card, q))
                 timings[path.name] = time.perf_counter() - t
                 written.append((path, "tflite", q))
@@ -117,17 +133,22 @@ def export_model(run_dir: str | Path, out_dir: str | Path, int8: bool = True,
             metadata.write_onnx(path, fp32, _card_for(card, "fp32"))
             timings[path.name] = time.perf_counter() - t
             written.append((path, "onnx", "fp32"))
-            if int8:
+            for q in quantizations[1:]:
                 t = time.perf_counter()
-                path = out / file_name(stem, "int8", "onnx")
-                say(f"ONNX int8 -> {path}")
-                q8 = onnx_export.quantize(fp32, calib.x, config.onnx_per_channel,
-                                          config.onnx_reduce_range)
-                metadata.write_onnx(path, q8, _card_for(card, "int8"))
+                path = out / file_name(stem, q, "onnx")
+                say(f"ONNX {q} -> {path}")
+                if q == "int8":
+                    qm = onnx_export.quantize(fp32, calib.x, config.onnx_per_channel,
+                                              config.onnx_reduce_range)
+                else:
+                    qm = onnx_export.quantize_weights(fp32, config.onnx_per_channel,
+                                                      config.onnx_reduce_range)
+                metadata.write_onnx(path, qm, _card_for(card, q))
                 timings[path.name] = time.perf_counter() - t
-                written.append((path, "onnx", "int8"))
+                written.append((path, "onnx", q))
 
-    say("checking every file against Keras on the held-out windows")
+    say("checking every file against Keras on the "
+        + ("held-out windows" if test_ids else "training check windows"))
     checks = [check.check_file(p, fmt, q, keras_probs, held, config) for p, fmt, q in written]
     keras_chunk, keras_track = check.accuracies(keras_probs, held)
     report = {
@@ -143,6 +164,7 @@ def export_model(run_dir: str | Path, out_dir: str | Path, int8: bool = True,
         "config": dataclasses.asdict(config),
         "tflite_int8_io": config.tflite_int8_io,
         "onnx_int8_io": "float32",
+        "int8_weights_io": "float32" if int8_weights else None,
         "keras": {"file": str(run.model_path), "bytes": run.model_path.stat().st_size,
                   "predict_seconds": round(keras_seconds, 3)},
         "calibration": ({**calib.source, "source": "training tracks of run.json's split",

@@ -39,10 +39,13 @@ class RunSource:
         fr = self.card.frontend
         return fr.feature_shape(self.card.window.window_samples(fr))
 
-    def split_ids(self, part: str) -> list[str]:
-        """Track ids of one part ("train", "valid", "test") of the run's split."""
+    def split_ids(self, part: str, required: bool = True) -> list[str]:
+        """Track ids of one part ("train", "valid", "test") of the run's split; an empty list
+        for a missing or empty part unless ``required`` (then DataError)."""
         split = self.record.get("split", self.record)
         ids = split.get(part) if isinstance(split, dict) else None
+        if not ids and not required:
+            return []
         if not ids:
             raise DataError(f"{self.run_dir / RUN_FILE} lists no {part} tracks "
                             "(expected split.{part}: [track ids])")

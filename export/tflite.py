@@ -1,11 +1,13 @@
-"""Keras -> TFLite, fp32 and full-integer int8.
+"""Keras -> TFLite: fp32, full-integer int8, and weights-only int8 (dynamic range).
 
 Keras 3's ``TFLiteConverter.from_keras_model`` fails, so the model goes through
 ``model.export()`` to a SavedModel and ``from_saved_model``. The int8 file is full integer:
 int8 weights and activations and only int8 builtin ops (conversion fails rather than leaving a
 float op behind), calibrated on real training windows; its I/O type is
 ``ExportConfig.tflite_int8_io`` (int8 by default: the runtime quantises the normalised features
-with the input tensor's scale / zero-point and dequantises the output).
+with the input tensor's scale / zero-point and dequantises the output). The weights-only file
+(``Optimize.DEFAULT`` without a representative dataset) stores int8 weights and keeps float
+activations and float I/O; LiteRT's hybrid kernels quantise activations per call at run time.
 """
 from __future__ import annotations
 
@@ -28,13 +30,18 @@ def saved_model(model, folder: Path) -> Path:
 
 
 def convert(saved_model_dir: Path, calibration: np.ndarray | None = None,
-            io_type: str = "int8") -> bytes:
+            io_type: str = "int8", weights_only: bool = False) -> bytes:
     """TFLite flatbuffer of a SavedModel: fp32 when ``calibration`` is None, else full-integer
-    int8 calibrated on ``calibration`` ((n, H, W, 1) normalised float32 windows)."""
+    int8 calibrated on ``calibration`` ((n, H, W, 1) normalised float32 windows); with
+    ``weights_only`` (no ``calibration``), int8 weights with float activations and I/O."""
     import tensorflow as tf
 
+    if weights_only and calibration is not None:
+        raise ValueError("weights-only int8 takes no calibration windows")
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
-    if calibration is not None:
+    if weights_only:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif calibration is not None:
         if len(calibration) == 0:
             raise ModelError("int8 conversion needs at least one calibration window")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -48,12 +55,12 @@ def convert(saved_model_dir: Path, calibration: np.ndarray | None = None,
         return converter.convert()
     except Exception as exc:  # the converter's errors are long MLIR dumps: keep the first line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        kind = "int8" if calibration is not None else "fp32"
+        kind = "int8" if calibration is not None else "int8-weights" if weights_only else "fp32"
         raise ModelError(f"TFLite {kind} conversion failed: {first}") from None
 
 
 def to_tflite(model, calibration: np.ndarray | None = None, io_type: str = "int8",
-              workdir: Path | None = None) -> bytes:
+              workdir: Path | None = None, weights_only: bool = False) -> bytes:
     """Convenience: Keras model -> TFLite bytes through a temporary SavedModel."""
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        return convert(saved_model(model, Path(tmp)), calibration, io_type)
+        return convert(saved_model(model, Path(tmp)), calibration, io_type, weights_only)
