@@ -104,11 +104,12 @@ def held_out(tiny_run, feature_cache):
 
 @pytest.fixture(scope="session")
 def exported(tiny_run, tmp_path_factory, feature_cache):
-    """All four files of the tiny run and the report (degraded allowed: tests judge it)."""
+    """All six files of the tiny run (fp32, int8, int8 weights x TFLite, ONNX) and the report
+    (degraded allowed: tests judge it)."""
     from edge_genre.export import ExportConfig, export_model
 
     out = tmp_path_factory.mktemp("export")
-    report = export_model(tiny_run, out, int8=True, formats=("tflite", "onnx"),
+    report = export_model(tiny_run, out, int8=True, int8_weights=True, formats=("tflite", "onnx"),
                           cache_dir=feature_cache, allow_degraded=True,
                           config=ExportConfig(calibration_windows=100))
     return out, report

@@ -15,7 +15,9 @@ from tests.export.runs import exported, feature_cache, held_out, tiny_run  # noq
 
 pytestmark = pytest.mark.slow
 
-FILES = ("tiny-fp32.tflite", "tiny-int8.tflite", "tiny-fp32.onnx", "tiny-int8.onnx")
+FILES = ("tiny-fp32.tflite", "tiny-int8.tflite", "tiny-int8w.tflite",
+         "tiny-fp32.onnx", "tiny-int8.onnx", "tiny-int8w.onnx")
+QUANTIZATION_OF = {"fp32": "fp32", "int8": "int8", "int8w": "int8-weights"}
 
 
 def keras_probs(run_dir, x):
@@ -67,6 +69,9 @@ def test_writes_all_files_and_report(exported):
     assert on_disk["evaluation"]["part"] == "test" and on_disk["evaluation"]["windows"] > 50
     sizes = {f["file"]: f["bytes"] for f in report["files"]}
     assert sizes["tiny-int8.tflite"] < sizes["tiny-fp32.tflite"]
+    assert sizes["tiny-int8w.tflite"] < sizes["tiny-fp32.tflite"]
+    assert sizes["tiny-int8w.onnx"] < sizes["tiny-fp32.onnx"]
+    assert on_disk["evaluation"].get("note") is None
     for f in report["files"]:  # fp32 files are the Keras model
         if f["quantization"] == "fp32":
             assert f["agreement"] == 1.0 and f["max_prob_diff"] < 1e-4
@@ -78,7 +83,7 @@ def test_metadata_reads_back(exported, tiny_run):
     out, _ = exported
     trained = ModelCard.from_json((tiny_run / "model_card.json").read_text())
     for name in FILES:
-        q = name.split("-")[1].split(".")[0]
+        q = QUANTIZATION_OF[name.split("-")[1].split(".")[0]]
         if name.endswith(".tflite"):
             card = read_card(out / name)
             entries = tflite_metadata((out / name).read_bytes())
@@ -126,6 +131,30 @@ def test_onnx_files_match_keras_in_onnxruntime(exported, tiny_run, held_out):
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
 
 
+def test_int8_weights_files_float_io_int8_weights(exported, tiny_run, held_out):
+    """Weights-only int8: float I/O and activations, int8 weight tensors, close to Keras, and
+    inside the report's bounds."""
+    import onnx
+    from ai_edge_litert.interpreter import Interpreter
+
+    out, report = exported
+    x = held_out.x[::3]
+    ref = keras_probs(tiny_run, x)
+    probs, in_t, out_t = lite_predict(out / "tiny-int8w.tflite", x)
+    assert in_t == np.float32 and out_t == np.float32
+    assert np.mean(probs.argmax(1) == ref.argmax(1)) >= 0.9
+    it = Interpreter(model_path=str(out / "tiny-int8w.tflite"))
+    assert any(t["dtype"] == np.int8 for t in it.get_tensor_details())
+    probs, session = ort_predict(out / "tiny-int8w.onnx", x)
+    assert session.get_inputs()[0].type == "tensor(float)"
+    assert np.mean(probs.argmax(1) == ref.argmax(1)) >= 0.9
+    ops = {n.op_type for n in onnx.load(str(out / "tiny-int8w.onnx")).graph.node}
+    assert "ConvInteger" in ops and "QuantizeLinear" not in ops  # dynamic, not QDQ
+    for f in report["files"]:
+        if f["quantization"] == "int8-weights":
+            assert f["passed"], f["problems"]
+
+
 def test_tflite_runtime_runs_the_files(exported, held_out):
     tflite_runtime = pytest.importorskip(
         "tflite_runtime.interpreter",
@@ -146,6 +175,30 @@ def test_backends_runner_agrees_with_report(exported, held_out):
         runner = backends.load_model(out / f["file"], backend=f["backend"])
         assert runner.card.quantization == f["quantization"]
         assert runner.predict(held_out.x[:4]).shape == (4, len(runner.card.labels))
+
+
+def test_run_without_test_tracks_checks_training_windows(tiny_run, tmp_path, feature_cache,
+                                                         capsys):
+    """A run trained on every track is not refused: the check runs on its training windows and
+    says so; --int8-weights through the CLI."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    record = json.loads((run / "run.json").read_text())
+    record["split"]["test"] = []
+    (run / "run.json").write_text(json.dumps(record))
+    out = tmp_path / "o"
+    assert cli([run, "--out", out, "--formats", "tflite", "--int8-weights",
+                "--cache-dir", feature_cache]) == 0
+    table = capsys.readouterr().out
+    assert "no held-out tracks in this run): agreement only is meaningful" in table
+    assert "tiny-int8w.tflite" in table and "train track acc" in table
+    report = json.loads((out / "export_report.json").read_text())
+    ev = report["evaluation"]
+    assert ev["part"] == "train" and "agreement only is meaningful" in ev["note"]
+    assert 0 < ev["windows"] <= 400 and ev["tracks"] > 1
+    assert [f["file"] for f in report["files"]] == ["tiny-fp32.tflite", "tiny-int8w.tflite"]
+    assert read_card(out / "tiny-int8w.tflite").quantization == "int8-weights"
+    assert report["files"][0]["agreement"] == 1.0
 
 
 # ----------------------------------------------------------------------------- bad input
