@@ -141,8 +141,7 @@ def export_model(run_dir: str | Path, out_dir: str | Path, int8: bool = True,
                     qm = onnx_export.quantize(fp32, calib.x, config.onnx_per_channel,
                                               config.onnx_reduce_range)
                 else:
-                    qm = onnx_export.quantize_weights(fp32, config.onnx_per_channel,
-                                                      config.onnx_reduce_range)
+                    qm = onnx_export.quantize_weights(fp32)
                 metadata.write_onnx(path, qm, _card_for(card, q))
                 timings[path.name] = time.perf_counter() - t
                 written.append((path, "onnx", q))
