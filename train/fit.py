@@ -32,11 +32,11 @@ from edge_genre.train.data import Dataset, discover
 from edge_genre.train.evaluate import Report, score, track_probabilities
 from edge_genre.train.features import Windows, load_windows, normalization_stats
 from edge_genre.train.presets import Preset, TrainConfig, get_preset
-from edge_genre.train.splits import Split, fault_filtered_split, track_split
+from edge_genre.train.splits import Split, fault_filtered_split, final_split, track_split
 
 log = logging.getLogger("edge_genre")
 
-SPLITS = ("artist", "track", "fault-filtered")
+SPLITS = ("artist", "track", "fault-filtered", "final")
 #: Threads TensorFlow may use: this toolkit trains on small shared boxes (and Pis).
 DEFAULT_THREADS = 2
 
@@ -89,6 +89,8 @@ def make_split(ds: Dataset, name: str = "artist", seed: int = 0) -> Split:
         return track_split(ds, seed=seed, by_artist=True)
     if name == "track":
         return track_split(ds, seed=seed, by_artist=False)
+    if name == "final":
+        return final_split(ds, seed=seed)
     if name == "fault-filtered":
         if ds.artist_index is None:
             raise DataError("--split fault-filtered needs the GTZAN split lists "

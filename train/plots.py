@@ -31,7 +31,8 @@ def training_curves(history: list[dict], path, title: str = "") -> Path:
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     for ax in (ax_acc, ax_loss):
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:  # a fitted head has no loss curve
+            ax.legend()
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -106,6 +106,17 @@ def track_split(ds: Dataset, valid: float = 0.15, test: float = 0.15, seed: int 
     return split
 
 
+def final_split(ds: Dataset, valid: float = 0.15, seed: int = 0, by_artist: bool = True) -> Split:
+    """Every track trains (the model to ship); ``valid`` of them (whole groups) only choose the
+    checkpoint. No held-out tracks: quote cross-validated figures for such a model."""
+    grouped = by_artist and any(t.artist for t in ds.tracks)
+    train, valid_tracks = _carve(ds.tracks, valid, seed, grouped)
+    split = Split("final", train, valid_tracks, [],
+                  f"all tracks, no test part (valid {valid:.0%} for checkpoint choice, seed {seed})")
+    assert_disjoint(split.train, split.valid, by_artist=grouped)
+    return split
+
+
 def fault_filtered_split(ds: Dataset, splits_dir: str | Path) -> Split:
     """Kereliuk, Sturm & Larsen's fault-filtered, artist-conflict-free GTZAN split.
 

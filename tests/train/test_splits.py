@@ -71,3 +71,12 @@ def test_tiny_dataset_still_grouped_when_stratification_is_impossible(ds):
     small = ds.subset(2)  # 20 tracks, 2 per genre: too few to stratify 5 ways
     for fold in cv_folds(small, k=5, seed=1):  # cv_folds asserts artist disjointness itself
         assert not {t.artist for t in fold.test} & {t.artist for t in fold.train + fold.valid}
+
+
+def test_final_split_trains_on_every_track_and_holds_none_out(ds):
+    from edge_genre.train.splits import final_split
+
+    split = final_split(ds, seed=0)
+    assert not split.test and split.valid
+    assert _ids(split.train) | _ids(split.valid) == _ids(ds.tracks)
+    assert not {t.artist for t in split.train} & {t.artist for t in split.valid}
