@@ -168,7 +168,7 @@ class ModelCard:
     model_version: str = "0"
     package_version: str = ""
     input_shape: tuple[int, ...] = ()
-    quantization: str = "fp32"  # "fp32" or "int8"
+    quantization: str = "fp32"  # "fp32", "int8" (full integer) or "int8-weights"
     extra: dict[str, Any] = field(default_factory=dict)
     format: str = CARD_FORMAT
 
