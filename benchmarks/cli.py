@@ -5,7 +5,7 @@ import argparse
 import os
 from pathlib import Path
 
-DEFAULT_CACHE = Path(os.environ.get("EDGE_GENRE_CACHE", "~/.cache/edge-genre")).expanduser()
+from edge_genre.defaults import DEFAULT_CACHE
 
 
 def register(subparsers) -> None:

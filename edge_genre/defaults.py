@@ -6,6 +6,7 @@ those files and, if the stem changes, this constant; nothing else in the code na
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from edge_genre.errors import ModelError
@@ -31,3 +32,7 @@ def shipped_models() -> list[Path]:
     """Every shipped default model file present, in order of preference."""
     return [MODELS_DIR / f"{DEFAULT_STEM}-{q}.{f}" for q, f in DEFAULT_PREFERENCE
             if (MODELS_DIR / f"{DEFAULT_STEM}-{q}.{f}").is_file()]
+
+
+#: Where training, export and bench cache decoded audio and features (``EDGE_GENRE_CACHE``).
+DEFAULT_CACHE = Path(os.environ.get("EDGE_GENRE_CACHE", "~/.cache/edge-genre")).expanduser()

@@ -6,7 +6,7 @@ import argparse
 
 PRESET_CHOICES = ("paper", "edge", "transfer")
 SPLIT_CHOICES = ("artist", "track", "fault-filtered", "final")
-DEFAULT_CACHE = "~/.cache/edge-genre"
+from edge_genre.defaults import DEFAULT_CACHE
 
 
 def register(sub) -> None:
