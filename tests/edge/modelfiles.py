@@ -27,13 +27,21 @@ def model_folder() -> Path:
 
 
 def model_path(quantization: str, fmt: str) -> Path:
-    """A model file for the tests, or skip (naming what is missing)."""
-    path = model_folder() / f"{DEFAULT_STEM}-{quantization}.{fmt}"
-    if not path.is_file():
-        pytest.skip(f"the default model {path.name} is missing from {path.parent} "
-                    "(export one with 'edge-genre export RUN --out edge_genre/models --name default', "
-                    "or set EDGE_GENRE_TEST_MODELS)")
-    return path
+    """A model file for the tests. "int8" means the shipped quantised file: full integer
+    (``-int8``) or, where the model keeps float activations, int8 weights (``-int8w``).
+
+    The shipped files must exist: their absence fails the test. With ``EDGE_GENRE_TEST_MODELS``
+    (another export), a missing file skips, naming what is missing."""
+    names = [f"{DEFAULT_STEM}-{q}.{fmt}" for q in
+             (("int8", "int8w") if quantization == "int8" else (quantization,))]
+    for name in names:
+        if (model_folder() / name).is_file():
+            return model_folder() / name
+    message = f"the default model {' or '.join(names)} is missing from {model_folder()}"
+    if model_folder() == MODELS_DIR:
+        pytest.fail(message + " (export one with 'edge-genre export RUN --out edge_genre/models "
+                    "--name default')")
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
