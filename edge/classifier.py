@@ -72,21 +72,28 @@ class Decision:
     silent: bool
     latency_ms: float
 
+    def _top(self, probs: np.ndarray) -> tuple[str, float]:
+        """(label, probability) of the most likely genre; "no music" for a silent window."""
+        if self.silent:
+            return NO_MUSIC, 0.0
+        i = int(np.argmax(probs))
+        return self.labels[i], float(probs[i])
+
     @property
     def label(self) -> str:
-        return NO_MUSIC if self.silent else self.labels[int(np.argmax(self.probs))]
+        return self._top(self.probs)[0]
 
     @property
     def confidence(self) -> float:
-        return 0.0 if self.silent else float(np.max(self.probs))
+        return self._top(self.probs)[1]
 
     @property
     def smoothed_label(self) -> str:
-        return NO_MUSIC if self.silent else self.labels[int(np.argmax(self.smoothed))]
+        return self._top(self.smoothed)[0]
 
     @property
     def smoothed_confidence(self) -> float:
-        return 0.0 if self.silent else float(np.max(self.smoothed))
+        return self._top(self.smoothed)[1]
 
     def to_dict(self) -> dict:
         level = self.level_dbfs if np.isfinite(self.level_dbfs) else None
