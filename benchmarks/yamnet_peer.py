@@ -25,7 +25,6 @@ from edge_genre.errors import ModelError
 SAMPLE_RATE = 16000
 FRAME_SAMPLES = 15600  # 0.975 s
 HOP_SAMPLES = 7680  # 0.48 s
-BUNDLED_CLASS_MAP = Path(__file__).resolve().parent / "data" / "yamnet_class_map.csv"
 
 #: GTZAN genre (folder name) -> AudioSet display names of YAMNet's classes. "Heavy metal" is a
 #: child of "Rock music" in the AudioSet ontology: it goes to metal, the other rock children to rock.
@@ -51,8 +50,13 @@ def frames_per_window(seconds: float) -> int:
 
 
 def class_map_path(model_path: str | Path) -> Path:
+    """YAMNet's class names ship beside its model file (as in ../shared/peers/yamnet); the .tflite
+    does not embed them, and edge-genre does not copy them."""
     beside = Path(model_path).with_name("yamnet_class_map.csv")
-    return beside if beside.is_file() else BUNDLED_CLASS_MAP
+    if not beside.is_file():
+        raise ModelError(f"{beside} not found: YAMNet's zero-shot mapping needs its class map "
+                         "beside the model file")
+    return beside
 
 
 def class_names(model_path: str | Path) -> list[str]:
