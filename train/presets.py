@@ -9,7 +9,8 @@
   CNN well under 100 M MACs and 500 k parameters per 4 s window, int8-friendly layers only
   (Conv2D, DepthwiseConv2D, batch norm that folds at export, ReLU, max/global-average pooling,
   Dense), trained with on-the-fly augmentation (``augment.py``).
-- ``transfer``: provided by ``edge_genre.train.transfer`` (YAMNet-derived), imported lazily.
+- ``transfer`` and ``student``: provided by ``edge_genre.train.transfer`` (YAMNet-derived: the
+  whole pretrained body, and its first 6 layers within the edge budget), imported lazily.
 
 Keras is imported inside the builders, so listing presets stays light.
 """
@@ -24,7 +25,9 @@ from edge_genre.edge.config import FrontendConfig, WindowConfig
 from edge_genre.errors import ModelError
 from edge_genre.train.augment import NO_AUGMENTATION, AugmentConfig
 
-PRESETS = ("paper", "edge", "transfer")
+PRESETS = ("paper", "edge", "transfer", "student")
+#: Presets built by ``edge_genre.train.transfer`` (they need YAMNet's weights).
+YAMNET_PRESETS = ("transfer", "student")
 
 #: Bounds the ``edge`` preset is designed to (checked by tests/train/test_presets.py).
 EDGE_MAX_MACS = 100_000_000
@@ -227,27 +230,16 @@ def get_preset(name: str) -> Preset:
     """The preset called ``name`` (one of ``PRESETS``)."""
     if name in _BUILTIN:
         return _BUILTIN[name]
-    if name == "transfer":
-        return _transfer_preset()
+    if name in YAMNET_PRESETS:
+        return _yamnet_preset(name)
     raise ModelError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
 
 
-def _transfer_preset() -> Preset:
+def _yamnet_preset(name: str) -> Preset:
     try:
         module = importlib.import_module("edge_genre.train.transfer")
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("edge_genre"):
-            raise ModelError("preset transfer is not available in this install") from None
+            raise ModelError(f"preset {name} is not available in this install") from None
         raise
-    for attr in ("preset", "get_preset", "make_preset"):
-        factory = getattr(module, attr, None)
-        if callable(factory):
-            preset = factory()
-            if isinstance(preset, Preset):
-                return preset
-    for attr in ("PRESET", "TRANSFER"):
-        preset = getattr(module, attr, None)
-        if isinstance(preset, Preset):
-            return preset
-    raise ModelError("preset transfer is not available (edge_genre.train.transfer "
-                     "defines no Preset)")
+    return module.preset(name)

@@ -54,7 +54,7 @@ def test_edge_preset_fits_a_pi():
 
 
 def test_unknown_preset_is_a_user_error():
-    assert set(PRESETS) == {"paper", "edge", "transfer"}
+    assert set(PRESETS) == {"paper", "edge", "transfer", "student"}
     with pytest.raises(EdgeGenreError, match="unknown preset"):
         get_preset("resnet")
 
@@ -66,3 +66,18 @@ def test_transfer_is_a_preset_or_a_clear_error():
         assert "transfer" in str(exc) and "not available" in str(exc)
     else:
         assert isinstance(p, Preset) and p.name == "transfer"
+
+
+def test_student_is_within_the_edge_budget():
+    """The student keeps YAMNet's first 6 layers: under 100 M MACs and 500 k parameters."""
+    from tests.conftest import YAMNET_TFLITE
+
+    if not YAMNET_TFLITE.is_file():
+        pytest.fail(f"YAMNet TFLite file not found at {YAMNET_TFLITE}")
+    p = get_preset("student")
+    assert p.name == "student" and p.input_shape == get_preset("transfer").input_shape
+    model = p.build(10)
+    n_macs, n_params = macs.count(model)
+    assert n_macs <= EDGE_MAX_MACS and n_params <= EDGE_MAX_PARAMS
+    assert n_macs < macs.count(get_preset("transfer").build(10))[0] / 2.5
+    assert model.output_shape == (None, 10)

@@ -56,6 +56,10 @@ def test_config_is_checked():
         T.TransferConfig(pooling="median")
     with pytest.raises(ModelError):
         T.TransferConfig(c=0)
+    with pytest.raises(ModelError):
+        T.TransferConfig(depth=15)
+    with pytest.raises(ModelError):
+        T.TransferConfig(scaling="none")
 
 
 @pytest.mark.slow
@@ -67,25 +71,45 @@ def test_backbone_maps_are_cached(small, weights, cache, maps):
     np.testing.assert_array_equal(again.maps, maps.maps[:n])
 
 
+@pytest.fixture(scope="module")
+def maps6(small, weights, cache):
+    """The student's maps: YAMNet's first 6 layers."""
+    return T.backbone_maps(small.tracks, weights, cache, depth=6)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("pooling", T.POOLINGS)
-def test_assembled_model_equals_head_on_cached_maps(small, weights, maps, pooling):
+@pytest.mark.parametrize("pooling, depth, scaling", [(p, 14, "global") for p in T.POOLINGS]
+                         + [("mean", 6, "feature")])
+def test_assembled_model_equals_head_on_cached_maps(small, weights, maps, maps6, pooling, depth,
+                                                    scaling):
     """The one-file model (normalised features in) == the head on the cached pooled maps."""
-    cfg = T.TransferConfig(pooling=pooling)
-    feats = T.pool(maps.maps, pooling)
-    head, info = T.fit_head(feats, maps.y, len(small.labels), cfg)
+    cfg = T.TransferConfig(pooling=pooling, depth=depth, scaling=scaling)
+    m = maps if depth == 14 else maps6
+    assert m.maps.shape[-1] == cfg.channels
+    feats = T.pool(m.maps, pooling)
+    assert feats.shape[1] == cfg.n_features
+    head, info = T.fit_head(feats, m.y, len(small.labels), cfg)
     assert info["train_window_accuracy"] > 0.9
     mean, std = -1.5, 2.0
-    model = T.assemble(weights, head, pooling, mean, std)
-    track = maps.tracks[0]
+    model = T.assemble(weights, head, pooling, mean, std, depth)
+    track = m.tracks[0]
     y = audio.load(track.path, 16000)
     cfg_fe = T.FRONTEND.with_normalization(mean, std)
     x = fe.features_batch(cut_windows(y, cfg_fe, T.WINDOW), cfg_fe)
     assert x.shape[1:] == model.input_shape[1:]
     probs = model.predict(x, verbose=0)
-    expected = head.predict(feats[maps.track == 0], verbose=0)
+    expected = head.predict(feats[m.track == 0], verbose=0)
     # The cache holds the maps in float16: agreement to about 1e-3 in probability.
     assert np.abs(probs - expected).max() < 0.01
+
+
+@pytest.mark.slow
+def test_student_maps_are_cached_apart(small, cache, maps, maps6):
+    assert maps6.maps.shape[1:] == (50, 8, 256)
+    assert len(maps6.maps) == len(maps.maps)
+    # Both depths now come from the cache (no weights given), each with its own shape.
+    assert T.backbone_maps(small.tracks[:1], None, cache).maps.shape[-1] == 1024
+    assert T.backbone_maps(small.tracks[:1], None, cache, depth=6).maps.shape[-1] == 256
 
 
 @pytest.mark.slow
