@@ -63,7 +63,7 @@ def cross_validate(ds: Dataset, k: int = 5, seed: int = 0, cfg: BaselineConfig =
             feats[t.track_id] = track_mfcc_stats(t, cfg, cache)
         except AudioError as exc:
             log.warning("skipping %s", exc)
-    per_fold = []
+    per_fold, folds_out = [], []
     for fold in cv_folds(ds, k, seed):
         fit = [t for t in fold.train + fold.valid if t.track_id in feats]
         test = [t for t in fold.test if t.track_id in feats]
@@ -71,7 +71,9 @@ def cross_validate(ds: Dataset, k: int = 5, seed: int = 0, cfg: BaselineConfig =
         clf.fit(np.stack([feats[t.track_id] for t in fit]), [t.label for t in fit])
         pred = clf.predict(np.stack([feats[t.track_id] for t in test]))
         per_fold.append(float(np.mean(pred == np.array([t.label for t in test]))))
+        folds_out.append({"fold": fold.index + 1, "test_ids": [t.track_id for t in test],
+                          "track_accuracy": per_fold[-1]})
     return {"method": "MFCC(20) mean+std + RBF SVM", "k": k, "seed": seed,
-            "track_accuracy_per_fold": per_fold,
+            "track_accuracy_per_fold": per_fold, "per_fold": folds_out,
             "track_accuracy_mean": float(np.mean(per_fold)),
             "track_accuracy_std": float(np.std(per_fold))}

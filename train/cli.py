@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-PRESET_CHOICES = ("paper", "edge", "transfer")
+PRESET_CHOICES = ("paper", "edge", "transfer", "student")
 SPLIT_CHOICES = ("artist", "track", "fault-filtered", "final")
 from edge_genre.defaults import DEFAULT_CACHE
 
@@ -39,8 +39,9 @@ def register(sub) -> None:
                         "track, or the test part of a fresh split")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--cv", type=int, default=None, metavar="K", help="K-fold cross-validation")
-    p.add_argument("--preset", choices=PRESET_CHOICES + ("baseline",), default=None,
-                   help="preset to cross-validate (baseline = MFCC+SVM)")
+    p.add_argument("--preset", type=_preset_list, default=None, metavar="NAME[,NAME...]",
+                   help="preset(s) to cross-validate on the same folds, e.g. transfer,student,edge "
+                        f"(choices: {', '.join(PRESET_CHOICES)}, baseline = MFCC+SVM)")
     p.add_argument("--baseline", action="store_true",
                    help="cross-validate the MFCC+SVM baseline on the same folds")
     p.add_argument("--epochs", type=int, default=None, help="(--cv) override the epochs")
@@ -56,6 +57,16 @@ def register(sub) -> None:
     p.add_argument("--preset", choices=PRESET_CHOICES, required=True)
     p.add_argument("--labels", type=int, default=10, help="number of classes (default 10)")
     p.set_defaults(func=_summary)
+
+
+def _preset_list(arg: str) -> list[str]:
+    names = [n.strip() for n in arg.split(",") if n.strip()]
+    bad = [n for n in names if n not in PRESET_CHOICES + ("baseline",)]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown preset {', '.join(bad) if bad else repr(arg)} (choose from "
+            f"{', '.join(PRESET_CHOICES + ('baseline',))})")
+    return names
 
 
 def _cache(arg):
@@ -101,30 +112,38 @@ def _write_json(path, obj) -> None:
 def _evaluate(args) -> int:
     from edge_genre.errors import DataError
 
-    if args.cv is not None or args.baseline or args.preset == "baseline":
+    names = list(args.preset or []) + (["baseline"] if args.baseline else [])
+    if args.cv is not None or names:
         from edge_genre.train import evaluate as ev
 
         k = args.cv or 5
         if k < 2:
             raise DataError("--cv needs K >= 2")
-        if args.baseline or args.preset == "baseline":
-            result = ev.cross_validate_baseline(args.data, k, args.seed or 0,
-                                                cache_dir=_cache(args.cache), limit=args.limit)
-        else:
-            if not args.preset:
-                raise DataError("--cv needs --preset NAME (or --baseline)")
-            folds = None
-            if args.folds:
-                try:
-                    folds = [int(f) - 1 for f in args.folds.split(",")]
-                except ValueError:
-                    raise DataError(f"--folds {args.folds!r} is not a list like 1,2") from None
-            result = ev.cross_validate(args.preset, args.data, k, args.seed or 0,
-                                       cache_dir=_cache(args.cache), epochs=args.epochs,
-                                       limit=args.limit, folds=folds, progress=not args.quiet)
-        print(ev.cv_text(result))
+        if not names:
+            raise DataError("--cv needs --preset NAME[,NAME...] (or --baseline)")
+        folds = None
+        if args.folds:
+            try:
+                folds = [int(f) - 1 for f in args.folds.split(",")]
+            except ValueError:
+                raise DataError(f"--folds {args.folds!r} is not a list like 1,2") from None
+        results = []
+        for name in dict.fromkeys(names):  # each once, in the order given
+            if name == "baseline":
+                result = ev.cross_validate_baseline(args.data, k, args.seed or 0,
+                                                    cache_dir=_cache(args.cache), limit=args.limit)
+            else:
+                result = ev.cross_validate(name, args.data, k, args.seed or 0,
+                                           cache_dir=_cache(args.cache), epochs=args.epochs,
+                                           limit=args.limit, folds=folds,
+                                           progress=not args.quiet)
+            print(ev.cv_text(result), flush=True)
+            results.append(result)
+        if len(results) > 1:
+            print()
+            print(ev.cv_table(results))
         if args.out:
-            _write_json(args.out, result)
+            _write_json(args.out, results[0] if len(results) == 1 else {"runs": results})
         return 0
     if not args.model_dir:
         raise DataError("evaluate needs MODEL_DIR, or --cv K --preset NAME")

@@ -324,3 +324,17 @@ def cv_text(result: dict) -> str:
         lines.append(f"model: {result['params']:,} params, {result['macs_per_window']:,} MACs "
                      "per window")
     return "\n".join(lines)
+
+
+def cv_table(results: list[dict]) -> str:
+    """Several cross-validations on the same folds, one row each: accuracy beside cost."""
+    rows = [("model", "track accuracy", "per fold", "params", "MACs / window")]
+    for r in results:
+        acc = (f"{100 * r['track_accuracy_mean']:.1f} % +- {100 * r['track_accuracy_std']:.1f}"
+               if r.get("track_accuracy_mean") is not None else "-")
+        folds = " ".join(f"{100 * a:.1f}" for a in r["track_accuracy_per_fold"])
+        params = f"{r['params']:,}" if r.get("params") else "-"
+        macs = f"{r['macs_per_window'] / 1e6:,.1f} M" if r.get("macs_per_window") else "-"
+        rows.append((r["preset"], acc, folds, params, macs))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)

@@ -135,6 +135,32 @@ def test_cross_validation_and_baseline_on_the_same_folds(gtzan_root, cache_dir, 
     assert "track accuracy" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_several_presets_cross_validate_on_the_same_folds(gtzan_root, cache_dir, tmp_path,
+                                                          capsys):
+    """``--preset student,baseline``: one table, accuracy beside params and MACs."""
+    rc = main(["evaluate", "--cv", "2", "--preset", "student,baseline", "--data",
+               str(gtzan_root), "--limit", "2", "--cache", str(cache_dir), "--quiet",
+               "--out", str(tmp_path / "cv.json")])
+    assert rc == 0
+    runs = json.loads((tmp_path / "cv.json").read_text())["runs"]
+    assert [r["preset"] for r in runs] == ["student", "baseline"]
+    student, base = runs
+    assert student["params"] <= 500_000 and student["macs_per_window"] <= 100_000_000
+    folds = [sorted(f["test_ids"]) for f in student["per_fold"]]
+    assert folds == [sorted(f["test_ids"]) for f in base["per_fold"]]
+    out = capsys.readouterr().out
+    table = out[out.index("model "):]
+    assert "student" in table and "baseline" in table and " M" in table
+
+
+def test_an_unknown_preset_in_a_list_is_one_line(gtzan_root, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "--cv", "2", "--preset", "edge,resnet", "--data", str(gtzan_root)])
+    assert exc.value.code == 2
+    assert "unknown preset resnet" in capsys.readouterr().err
+
+
 def test_user_errors_are_one_line(gtzan_root, tmp_path, capsys):
     assert main(["evaluate", str(tmp_path), "--data", str(gtzan_root)]) == 2
     err = capsys.readouterr().err
