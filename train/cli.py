@@ -47,6 +47,8 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, default=None, help="(--cv) override the epochs")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="(--cv) N tracks/genre")
     p.add_argument("--folds", default=None, help="(--cv) run only these folds, e.g. 1,2")
+    p.add_argument("--room", action="store_true",
+                   help="(--cv) also score each test fold through a simulated room microphone")
     p.add_argument("--cache", default=DEFAULT_CACHE, help="feature cache folder ('' for none)")
     p.add_argument("--out", default=None,
                    help="write the report (JSON; plus confusion PNG for a model directory) here")
@@ -136,7 +138,7 @@ def _evaluate(args) -> int:
                 result = ev.cross_validate(name, args.data, k, args.seed or 0,
                                            cache_dir=_cache(args.cache), epochs=args.epochs,
                                            limit=args.limit, folds=folds,
-                                           progress=not args.quiet)
+                                           progress=not args.quiet, room=args.room)
             print(ev.cv_text(result), flush=True)
             results.append(result)
         if len(results) > 1:

@@ -201,13 +201,15 @@ def evaluate_run_dir(run_dir, data, split: str = "run", seed: int | None = None,
 
 def cross_validate(preset_name, dataset, k: int = 5, seed: int = 0, cache_dir=None,
                    epochs: int | None = None, limit: int | None = None, folds=None,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, room: bool = False) -> dict:
     """K-fold cross-validation of a preset, artist-grouped when the dataset knows its artists.
 
     Each fold trains a fresh network on the fold's training tracks (normalisation from them),
     picks the checkpoint on the fold's validation tracks and scores the test fold. Returns a
     JSON-ready dict: per-fold and mean +- std track (and chunk) accuracy, MACs and params.
     ``folds`` restricts the run to some fold indices (for a partial run on a slow preset).
+    ``room``: each fold's test tracks are also scored as a simulated room microphone hears them
+    (``roomsim.ROOM_TEST``, the same room per track for every model): "room_track_accuracy".
     """
     from edge_genre.train import macs as macs_mod
     from edge_genre.train.data import Dataset, discover
@@ -223,18 +225,25 @@ def cross_validate(preset_name, dataset, k: int = 5, seed: int = 0, cache_dir=No
     all_folds = cv_folds(ds, k, seed)
     t0 = time.perf_counter()
     all_windows = load_windows(ds.tracks, preset.frontend, preset.window, cache_dir=cache_dir)
-    by_id = {t.track_id: i for i, t in enumerate(all_windows.tracks)}
+    room_copy = room_windows = None
+    if room:
+        from edge_genre.train.roomsim import RoomCopy
+
+        room_copy = RoomCopy()
+        room_windows = load_windows(ds.tracks, preset.frontend, preset.window,
+                                    cache_dir=cache_dir, room=room_copy)
     feature_seconds = time.perf_counter() - t0
 
-    def part(tracks):
+    def part(tracks, source=all_windows):
         from edge_genre.train.features import Windows
 
+        by_id = {t.track_id: i for i, t in enumerate(source.tracks)}
         keep = [by_id[t.track_id] for t in tracks if t.track_id in by_id]
-        mask = np.isin(all_windows.track, keep)
+        mask = np.isin(source.track, keep)
         remap = {old: new for new, old in enumerate(keep)}
-        return Windows(all_windows.x[mask], all_windows.y[mask],
-                       np.array([remap[o] for o in all_windows.track[mask]], dtype=int),
-                       [all_windows.tracks[o] for o in keep])
+        return Windows(source.x[mask], source.y[mask],
+                       np.array([remap[o] for o in source.track[mask]], dtype=int),
+                       [source.tracks[o] for o in keep])
 
     results, pooled_cm = [], np.zeros((len(ds.labels), len(ds.labels)), dtype=int)
     macs = params = None
@@ -259,7 +268,12 @@ def cross_validate(preset_name, dataset, k: int = 5, seed: int = 0, cache_dir=No
         rep = score(predict(outcome.model, test.normalized(fe)), test, ds.labels,
                     f"fold {fold.index + 1} of {k}")
         pooled_cm += np.array(rep.confusion)
-        results.append({"fold": fold.index + 1, "train_tracks": len(train.tracks),
+        room_acc = None
+        if room_windows is not None:
+            room_test = part(fold.test, room_windows)
+            room_acc = score(predict(outcome.model, room_test.normalized(fe)), room_test,
+                             ds.labels, f"fold {fold.index + 1} of {k}, room mic").track_accuracy
+        results.append({"room_track_accuracy": room_acc,"fold": fold.index + 1, "train_tracks": len(train.tracks),
                         "valid_tracks": len(valid.tracks), "test_tracks": len(test.tracks),
                         "test_ids": [t.track_id for t in test.tracks],
                         "track_accuracy": rep.track_accuracy,
@@ -274,7 +288,12 @@ def cross_validate(preset_name, dataset, k: int = 5, seed: int = 0, cache_dir=No
         keras.backend.clear_session()
     accs = [r["track_accuracy"] for r in results]
     chunks = [r["chunk_accuracy"] for r in results]
+    rooms = [r["room_track_accuracy"] for r in results] if room else []
     return {"method": f"preset {preset.name}: {preset.description}",
+            "room": room_copy.cfg.to_dict() if room_copy else None,
+            "room_track_accuracy_per_fold": rooms,
+            "room_track_accuracy_mean": float(np.mean(rooms)) if rooms else None,
+            "room_track_accuracy_std": float(np.std(rooms)) if rooms else None,
             "preset": preset.name, "k": k, "seed": seed,
             "grouping": describe_grouping(ds), "n_tracks": len(ds.tracks),
             "limit_per_genre": limit, "epochs": epochs or preset.train.epochs,
@@ -320,6 +339,11 @@ def cv_text(result: dict) -> str:
     if result.get("chunk_accuracy_mean") is not None:
         lines.append(f"chunk accuracy {result['chunk_accuracy_mean']:.1%} +- "
                      f"{result['chunk_accuracy_std']:.1%}")
+    if result.get("room_track_accuracy_mean") is not None:
+        lines.append("through a simulated room microphone: track accuracy "
+                     f"{result['room_track_accuracy_mean']:.1%} +- "
+                     f"{result['room_track_accuracy_std']:.1%} ("
+                     + ", ".join(f"{a:.1%}" for a in result["room_track_accuracy_per_fold"]) + ")")
     if result.get("macs_per_window"):
         lines.append(f"model: {result['params']:,} params, {result['macs_per_window']:,} MACs "
                      "per window")
@@ -328,13 +352,17 @@ def cv_text(result: dict) -> str:
 
 def cv_table(results: list[dict]) -> str:
     """Several cross-validations on the same folds, one row each: accuracy beside cost."""
-    rows = [("model", "track accuracy", "per fold", "params", "MACs / window")]
+    def acc(r, key):
+        if r.get(f"{key}_mean") is None:
+            return "-"
+        return f"{100 * r[f'{key}_mean']:.1f} % +- {100 * r[f'{key}_std']:.1f}"
+
+    rows = [("model", "track accuracy", "per fold", "room mic", "params", "MACs / window")]
     for r in results:
-        acc = (f"{100 * r['track_accuracy_mean']:.1f} % +- {100 * r['track_accuracy_std']:.1f}"
-               if r.get("track_accuracy_mean") is not None else "-")
         folds = " ".join(f"{100 * a:.1f}" for a in r["track_accuracy_per_fold"])
         params = f"{r['params']:,}" if r.get("params") else "-"
         macs = f"{r['macs_per_window'] / 1e6:,.1f} M" if r.get("macs_per_window") else "-"
-        rows.append((r["preset"], acc, folds, params, macs))
+        rows.append((r["preset"], acc(r, "track_accuracy"), folds,
+                     acc(r, "room_track_accuracy"), params, macs))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)

@@ -128,17 +128,20 @@ def track_audio(track: Track, sample_rate: int, cache: FeatureCache | None = Non
 
 
 def track_features(track: Track, frontend: FrontendConfig, window: WindowConfig,
-                   cache: FeatureCache | None = None) -> np.ndarray:
+                   cache: FeatureCache | None = None, room=None) -> np.ndarray:
     """Unnormalised features of every window of a track, (n, H, W, 1). Raises AudioError for a
-    file that cannot be used (corrupt, empty, silent, shorter than the window rule allows)."""
+    file that cannot be used (corrupt, empty, silent, shorter than the window rule allows).
+    ``room`` (a ``roomsim.RoomCopy``) hears the track through a simulated room microphone."""
     frontend = unnormalized(frontend)
-    key = settings_key(frontend, window)
+    key = settings_key(frontend, window) + (f"-{room.key()}" if room is not None else "")
     cached = cache.get("features", track.path, key) if cache else None
     if cached is not None:
         return cached
     y = track_audio(track, frontend.sample_rate, cache)
     if audio_io.is_silent(y):
         raise AudioError(f"{track.path}: silent (peak below {audio_io.SILENCE_PEAK:g})")
+    if room is not None:
+        y = room.apply(y, frontend.sample_rate, track.track_id)
     chunks = cut_windows(y, frontend, window)
     if len(chunks) == 0:
         raise AudioError(f"{track.path}: {len(y) / frontend.sample_rate:.2f} s is shorter than "
@@ -151,15 +154,17 @@ def track_features(track: Track, frontend: FrontendConfig, window: WindowConfig,
 
 def load_windows(tracks: list[Track], frontend: FrontendConfig, window: WindowConfig,
                  cache_dir: str | Path | None = None,
-                 progress: Callable[[int, int, Track], None] | None = None) -> Windows:
-    """Features of all windows of ``tracks``. Bad files are logged once by name and skipped."""
+                 progress: Callable[[int, int, Track], None] | None = None,
+                 room=None) -> Windows:
+    """Features of all windows of ``tracks``. Bad files are logged once by name and skipped.
+    ``room`` (a ``roomsim.RoomCopy``): the tracks as a simulated room microphone hears them."""
     cache = FeatureCache(cache_dir)
     xs, ys, owners, kept, skipped = [], [], [], [], []
     for i, track in enumerate(tracks):
         if progress:
             progress(i, len(tracks), track)
         try:
-            x = track_features(track, frontend, window, cache)
+            x = track_features(track, frontend, window, cache, room)
         except AudioError as exc:
             log.warning("skipping %s", exc)
             skipped.append((track.path, str(exc)))

@@ -138,20 +138,24 @@ def test_cross_validation_and_baseline_on_the_same_folds(gtzan_root, cache_dir, 
 @pytest.mark.slow
 def test_several_presets_cross_validate_on_the_same_folds(gtzan_root, cache_dir, tmp_path,
                                                           capsys):
-    """``--preset student,baseline``: one table, accuracy beside params and MACs."""
+    """``--preset student,baseline --room``: one table, accuracy (as recorded and through a
+    simulated room microphone) beside params and MACs."""
     rc = main(["evaluate", "--cv", "2", "--preset", "student,baseline", "--data",
-               str(gtzan_root), "--limit", "2", "--cache", str(cache_dir), "--quiet",
+               str(gtzan_root), "--limit", "2", "--cache", str(cache_dir), "--quiet", "--room",
                "--out", str(tmp_path / "cv.json")])
     assert rc == 0
     runs = json.loads((tmp_path / "cv.json").read_text())["runs"]
     assert [r["preset"] for r in runs] == ["student", "baseline"]
     student, base = runs
     assert student["params"] <= 500_000 and student["macs_per_window"] <= 100_000_000
+    assert len(student["room_track_accuracy_per_fold"]) == 2
+    assert all(0 <= a <= 1 for a in student["room_track_accuracy_per_fold"])
+    assert student["room"]["rt60_s"] == [0.5, 0.5]
     folds = [sorted(f["test_ids"]) for f in student["per_fold"]]
     assert folds == [sorted(f["test_ids"]) for f in base["per_fold"]]
     out = capsys.readouterr().out
     table = out[out.index("model "):]
-    assert "student" in table and "baseline" in table and " M" in table
+    assert "student" in table and "baseline" in table and " M" in table and "room mic" in table
 
 
 def test_an_unknown_preset_in_a_list_is_one_line(gtzan_root, capsys):

@@ -60,6 +60,8 @@ def test_config_is_checked():
         T.TransferConfig(depth=15)
     with pytest.raises(ModelError):
         T.TransferConfig(scaling="none")
+    with pytest.raises(ModelError):
+        T.TransferConfig(room_copies=-1)
 
 
 @pytest.mark.slow
@@ -110,6 +112,20 @@ def test_student_maps_are_cached_apart(small, cache, maps, maps6):
     # Both depths now come from the cache (no weights given), each with its own shape.
     assert T.backbone_maps(small.tracks[:1], None, cache).maps.shape[-1] == 1024
     assert T.backbone_maps(small.tracks[:1], None, cache, depth=6).maps.shape[-1] == 256
+
+
+@pytest.mark.slow
+def test_room_copies_join_the_head_training_data(small, weights, cache, maps6):
+    """Each room copy adds every training window again, as a room microphone hears it."""
+    tracks = small.tracks[:4]
+    plain = T.TransferConfig(depth=6, scaling="feature")
+    x0, y0 = T.head_training_data(maps6, tracks, plain, weights, cache)
+    x1, y1 = T.head_training_data(maps6, tracks, T.TransferConfig(depth=6, scaling="feature",
+                                                                  room_copies=1), weights, cache)
+    n = len(x0)
+    assert len(x1) == 2 * n and np.array_equal(y1[:n], y0) and np.array_equal(y1[n:], y0)
+    np.testing.assert_array_equal(x1[:n], x0)
+    assert not np.allclose(x1[n:], x0, atol=1e-2)  # the room changed the features
 
 
 @pytest.mark.slow
