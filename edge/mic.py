@@ -159,8 +159,11 @@ class Microphone:
 
     def close(self) -> None:
         if self._stream is not None:
+            # abort(), not stop(): stop() drains, and a capture stream through ALSA's pulse
+            # plugin may never finish draining (new audio keeps arriving), so Ctrl-C could hang
+            # (e.g. larsimmisch/pyalsaaudio#80). Buffered input is not wanted once we quit.
             try:
-                self._stream.stop()
+                self._stream.abort()
                 self._stream.close()
             except Exception:  # closing a stream whose device vanished: nothing left to do
                 pass
