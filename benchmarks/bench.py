@@ -345,11 +345,10 @@ def _median(entry: dict | None, backend: str | None = None, threads: int = 1) ->
 
 
 def _pick(models: list[dict], role: str, quantization: str, fmt: str = "tflite") -> dict | None:
-    for m in models:
-        if m["role"] == role and m["quantization"] == quantization and m["format"] == fmt \
-                and m.get("latency"):
-            return m
-    return None
+    """The lightest (fewest MACs) measured model of that role, quantisation and format."""
+    found = [m for m in models if m["role"] == role and m["quantization"] == quantization
+             and m["format"] == fmt and m.get("latency")]
+    return min(found, key=lambda m: m.get("macs") or float("inf")) if found else None
 
 
 def _ratio(a, b) -> float | None:
