@@ -149,6 +149,8 @@ def _evaluate(args) -> int:
         return 0
     if not args.model_dir:
         raise DataError("evaluate needs MODEL_DIR, or --cv K --preset NAME")
+    if args.room:
+        raise DataError("--room goes with --cv K --preset NAME (it scores cross-validation folds)")
     from pathlib import Path
 
     from edge_genre.train import plots

@@ -273,14 +273,14 @@ def cross_validate(preset_name, dataset, k: int = 5, seed: int = 0, cache_dir=No
             room_test = part(fold.test, room_windows)
             room_acc = score(predict(outcome.model, room_test.normalized(fe)), room_test,
                              ds.labels, f"fold {fold.index + 1} of {k}, room mic").track_accuracy
-        results.append({"room_track_accuracy": room_acc,"fold": fold.index + 1, "train_tracks": len(train.tracks),
+        results.append({"fold": fold.index + 1, "train_tracks": len(train.tracks),
                         "valid_tracks": len(valid.tracks), "test_tracks": len(test.tracks),
                         "test_ids": [t.track_id for t in test.tracks],
                         "track_accuracy": rep.track_accuracy,
                         "chunk_accuracy": rep.chunk_accuracy, "best_epoch": outcome.best_epoch,
                         "epochs_run": len(outcome.history),
                         "train_seconds": round(outcome.train_seconds, 1),
-                        "history": outcome.history})
+                        "room_track_accuracy": room_acc, "history": outcome.history})
         log.info("fold %d/%d: track accuracy %.1f%%, chunk accuracy %.1f%% (%d test tracks)",
                  fold.index + 1, k, 100 * rep.track_accuracy, 100 * rep.chunk_accuracy,
                  len(test.tracks))

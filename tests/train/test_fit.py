@@ -165,6 +165,11 @@ def test_an_unknown_preset_in_a_list_is_one_line(gtzan_root, capsys):
     assert "unknown preset resnet" in capsys.readouterr().err
 
 
+def test_room_without_cv_is_one_line(gtzan_root, tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path), "--data", str(gtzan_root), "--room"]) == 2
+    assert "--room goes with --cv" in capsys.readouterr().err
+
+
 def test_user_errors_are_one_line(gtzan_root, tmp_path, capsys):
     assert main(["evaluate", str(tmp_path), "--data", str(gtzan_root)]) == 2
     err = capsys.readouterr().err
