@@ -87,14 +87,20 @@ def calibration_set(track_ids: list[str], data_dir: Path, card: ModelCard, n_win
                           "representative (calibration)")
     if not np.all(np.isfinite(x)):
         raise DataError("the representative set holds non-finite features")
+    return _draw(windows, x, n_windows, seed, {"part": "train", "data_dir": str(data_dir)})
+
+
+def _draw(windows: Windows, x: np.ndarray, n_windows: int, seed: int, source: dict) -> WindowSet:
+    """Up to ``n_windows`` of ``windows`` drawn at random (``seed``); track indices renumbered
+    over the tracks drawn, so a track's accuracy is the mean of its drawn windows."""
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.permutation(len(windows))[:n_windows])
-    used = sorted({int(i) for i in windows.track[pick]})
-    return WindowSet(x[pick], windows.y[pick], windows.track[pick],
-                     [t.track_id for t in windows.tracks],
-                     {"part": "train", "data_dir": str(data_dir), "windows": int(len(pick)),
-                      "available_windows": len(windows), "tracks": len(used),
-                      "seed": seed, "skipped": [str(p) for p, _ in windows.skipped]})
+    used, owner = np.unique(windows.track[pick], return_inverse=True)
+    return WindowSet(x[pick], windows.y[pick], owner.astype(int),
+                     [windows.tracks[i].track_id for i in used],
+                     {**source, "tracks": int(len(used)), "windows": int(len(pick)),
+                      "available_windows": len(windows), "seed": seed,
+                      "skipped": [str(p) for p, _ in windows.skipped]})
 
 
 #: How reports and tables name a check on training windows.
@@ -109,12 +115,5 @@ def training_check_set(track_ids: list[str], data_dir: Path, card: ModelCard, n_
     over those tracks (each the mean of its drawn windows)."""
     windows, x = load_set(find_tracks(data_dir, track_ids, card), card, cache_dir,
                           "training check")
-    rng = np.random.default_rng(seed)
-    pick = np.sort(rng.permutation(len(windows))[:n_windows])
-    used, owner = np.unique(windows.track[pick], return_inverse=True)
-    return WindowSet(x[pick], windows.y[pick], owner.astype(int),
-                     [windows.tracks[i].track_id for i in used],
-                     {"part": "train", "note": TRAINING_CHECK_NOTE, "data_dir": str(data_dir),
-                      "tracks": int(len(used)), "windows": int(len(pick)),
-                      "available_windows": len(windows), "seed": seed,
-                      "skipped": [str(p) for p, _ in windows.skipped]})
+    return _draw(windows, x, n_windows, seed,
+                 {"part": "train", "note": TRAINING_CHECK_NOTE, "data_dir": str(data_dir)})

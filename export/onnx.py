@@ -96,8 +96,7 @@ def quantize_weights(fp32_model, min_elements: int = 64):
             continue
         axis = _output_axis(node, w.ndim)
         if name not in done:
-            if uses.get(name, 0) > 1 and done.get(name) is None and _axis_conflict(
-                    graph, name, axis):
+            if uses.get(name, 0) > 1 and _axis_conflict(graph, name, axis):
                 continue  # shared with a node that needs another axis: leave it float
             other = tuple(i for i in range(w.ndim) if i != axis)
             scale = np.abs(w).max(axis=other) / 127.0
