@@ -100,14 +100,7 @@ def load_aligned(tracks: list[Track], cache_dir=None, weights=None) -> Aligned:
 
 def subset(a: Aligned, tracks: list[Track]) -> Aligned:
     """The rows of ``tracks`` (those present), owners renumbered."""
-    by_id = {t.track_id: i for i, t in enumerate(a.windows.tracks)}
-    keep = [by_id[t.track_id] for t in tracks if t.track_id in by_id]
-    mask = np.isin(a.windows.track, keep)
-    remap = {old: new for new, old in enumerate(keep)}
-    w = Windows(a.windows.x[mask], a.windows.y[mask],
-                np.array([remap[o] for o in a.windows.track[mask]], dtype=int),
-                [a.windows.tracks[o] for o in keep])
-    return Aligned(w, a.teacher[mask])
+    return Aligned(a.windows.select(tracks), a.teacher[a.windows.row_mask(tracks)])
 
 
 def build_student(n_labels: int, input_shape: tuple, dims: int):

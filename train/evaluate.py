@@ -234,23 +234,13 @@ def cross_validate(preset_name, dataset, k: int = 5, seed: int = 0, cache_dir=No
                                     cache_dir=cache_dir, room=room_copy)
     feature_seconds = time.perf_counter() - t0
 
-    def part(tracks, source=all_windows):
-        from edge_genre.train.features import Windows
-
-        by_id = {t.track_id: i for i, t in enumerate(source.tracks)}
-        keep = [by_id[t.track_id] for t in tracks if t.track_id in by_id]
-        mask = np.isin(source.track, keep)
-        remap = {old: new for new, old in enumerate(keep)}
-        return Windows(source.x[mask], source.y[mask],
-                       np.array([remap[o] for o in source.track[mask]], dtype=int),
-                       [source.tracks[o] for o in keep])
-
     results, pooled_cm = [], np.zeros((len(ds.labels), len(ds.labels)), dtype=int)
     macs = params = None
     for fold in all_folds:
         if folds is not None and fold.index not in folds:
             continue
-        train, valid, test = part(fold.train), part(fold.valid), part(fold.test)
+        train, valid, test = (all_windows.select(fold.train), all_windows.select(fold.valid),
+                              all_windows.select(fold.test))
         mean, std = normalization_stats(train.x)
         fe = preset.frontend.with_normalization(mean, std)
         if preset.fit is not None:  # a preset with its own training (e.g. transfer)
@@ -270,7 +260,7 @@ def cross_validate(preset_name, dataset, k: int = 5, seed: int = 0, cache_dir=No
         pooled_cm += np.array(rep.confusion)
         room_acc = None
         if room_windows is not None:
-            room_test = part(fold.test, room_windows)
+            room_test = room_windows.select(fold.test)
             room_acc = score(predict(outcome.model, room_test.normalized(fe)), room_test,
                              ds.labels, f"fold {fold.index + 1} of {k}, room mic").track_accuracy
         results.append({"fold": fold.index + 1, "train_tracks": len(train.tracks),

@@ -47,6 +47,24 @@ class Windows:
     def normalized(self, frontend: FrontendConfig) -> np.ndarray:
         return ((self.x - frontend.mean) / frontend.std).astype(np.float32)
 
+    def _indices(self, tracks: list[Track]) -> list[int]:
+        """Indices into ``self.tracks`` of ``tracks`` (those present, in the order given)."""
+        by_id = {t.track_id: i for i, t in enumerate(self.tracks)}
+        return [by_id[t.track_id] for t in tracks if t.track_id in by_id]
+
+    def row_mask(self, tracks: list[Track]) -> np.ndarray:
+        """Boolean mask of the windows of ``tracks`` (those present)."""
+        return np.isin(self.track, self._indices(tracks))
+
+    def select(self, tracks: list[Track]) -> "Windows":
+        """The windows of ``tracks`` (those present, in the order given), owners renumbered."""
+        keep = self._indices(tracks)
+        mask = np.isin(self.track, keep)
+        remap = {old: new for new, old in enumerate(keep)}
+        return Windows(self.x[mask], self.y[mask],
+                       np.array([remap[o] for o in self.track[mask]], dtype=int),
+                       [self.tracks[o] for o in keep])
+
 
 def window_starts(n_samples: int, frontend: FrontendConfig, window: WindowConfig) -> list[int]:
     """Start samples of the windows of a signal, by the rule in the module docstring."""

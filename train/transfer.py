@@ -177,12 +177,13 @@ def backbone_maps(tracks: list[Track], weights: Y.YamnetWeights | None = None,
     return Maps(np.concatenate(out), np.concatenate(ys), np.concatenate(owners), kept)
 
 
-def head_training_data(maps: Maps, tracks: list[Track], cfg: "TransferConfig",
+def head_training_data(maps: Maps, feats: np.ndarray, tracks: list[Track], cfg: "TransferConfig",
                        weights: Y.YamnetWeights | None, cache_dir) -> tuple[np.ndarray, np.ndarray]:
     """Pooled features and labels the head learns from: the windows of ``tracks`` in ``maps``
-    (as recorded), plus ``cfg.room_copies`` room-microphone copies of the same tracks."""
+    (``feats``: ``maps`` already pooled with ``cfg.pooling``), as recorded, plus
+    ``cfg.room_copies`` room-microphone copies of the same tracks."""
     rows = _rows(maps, tracks)
-    xs, ys = [pool(maps.maps[rows], cfg.pooling)], [maps.y[rows]]
+    xs, ys = [feats[rows]], [maps.y[rows]]
     wanted = set(tracks)
     kept = [t for t in maps.tracks if t in wanted]
     for room in augment_copies(cfg.room_copies):
@@ -340,7 +341,7 @@ def cross_validate(ds: Dataset, k: int = 5, seed: int = 0, cfg: TransferConfig =
     t0 = time.time()
     for fold in cv_folds(ds, k, seed):
         te = _rows(maps, fold.test)
-        x, y = head_training_data(maps, fold.train + fold.valid, cfg, weights, cache_dir)
+        x, y = head_training_data(maps, feats, fold.train + fold.valid, cfg, weights, cache_dir)
         head, info = fit_head(x, y, len(ds.labels), cfg)
         probs = head.predict(feats[te], batch_size=256, verbose=0)
         per_fold.append(track_accuracy(probs, maps.track[te], maps.y[te]))
@@ -386,8 +387,8 @@ def fit_preset(preset, train, valid, epochs=None, progress=True, cfg: TransferCo
         tracks, weights, cache_dir, depth=cfg.depth)
     feats = pool(maps.maps, cfg.pooling)
     n_labels = n_labels or int(max(t.label for t in tracks)) + 1
-    head, info = fit_head(*head_training_data(maps, tracks, cfg, weights, cache_dir), n_labels,
-                          cfg)
+    head, info = fit_head(*head_training_data(maps, feats, tracks, cfg, weights, cache_dir),
+                          n_labels, cfg)
     mean, std = normalization_stats(train.x)
     model = assemble(weights, head, cfg.pooling, mean, std, cfg.depth)
     entry = {"epoch": 1, "accuracy": info["train_window_accuracy"]}
@@ -479,8 +480,8 @@ def train(ds: Dataset, out_dir: str | Path, train_tracks: list[Track],
     tr, te = _rows(maps, train_tracks), _rows(maps, test_tracks)
     if not len(tr):
         raise DataError("no usable training tracks")
-    head, info = fit_head(*head_training_data(maps, list(train_tracks), cfg, weights, cache_dir),
-                          len(ds.labels), cfg)
+    head, info = fit_head(*head_training_data(maps, feats, list(train_tracks), cfg, weights,
+                                              cache_dir), len(ds.labels), cfg)
     raw = load_windows([t for t in maps.tracks if t in set(train_tracks)], FRONTEND, WINDOW,
                        cache_dir=cache_dir)
     mean, std = normalization_stats(raw.x)

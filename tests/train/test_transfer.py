@@ -119,9 +119,10 @@ def test_room_copies_join_the_head_training_data(small, weights, cache, maps6):
     """Each room copy adds every training window again, as a room microphone hears it."""
     tracks = small.tracks[:4]
     plain = T.TransferConfig(depth=6, scaling="feature")
-    x0, y0 = T.head_training_data(maps6, tracks, plain, weights, cache)
-    x1, y1 = T.head_training_data(maps6, tracks, T.TransferConfig(depth=6, scaling="feature",
-                                                                  room_copies=1), weights, cache)
+    feats = T.pool(maps6.maps, plain.pooling)
+    x0, y0 = T.head_training_data(maps6, feats, tracks, plain, weights, cache)
+    x1, y1 = T.head_training_data(maps6, feats, tracks, T.TransferConfig(
+        depth=6, scaling="feature", room_copies=1), weights, cache)
     n = len(x0)
     assert len(x1) == 2 * n and np.array_equal(y1[:n], y0) and np.array_equal(y1[n:], y0)
     np.testing.assert_array_equal(x1[:n], x0)
