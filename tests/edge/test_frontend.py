@@ -16,7 +16,12 @@ EDGE_LIKE = FrontendConfig(sample_rate=16000, n_fft=512, win_length=400, hop_len
 YAMNET_LIKE = FrontendConfig(sample_rate=16000, n_fft=512, win_length=400, hop_length=160,
                              n_mels=64, fmin=125, fmax=7500, power=1.0, mel_scale="htk",
                              mel_norm=None, center=False, scale="log")
-CONFIGS = {"paper": PAPER, "edge-like": EDGE_LIKE, "yamnet-like": YAMNET_LIKE}
+#: musicnn's mel (edge_genre.train.musicnn.musicnn_frontend): librosa's melspectrogram defaults
+#: at 16 kHz, 512-point FFT, 256 hop, 96 bands, then ln(mel + 1e-4).
+MUSICNN_LIKE = FrontendConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96,
+                              scale="log", log_offset=1e-4, top_db=None)
+CONFIGS = {"paper": PAPER, "edge-like": EDGE_LIKE, "yamnet-like": YAMNET_LIKE,
+           "musicnn-like": MUSICNN_LIKE}
 
 #: Worst difference allowed between our dB log-mel and librosa's, in dB.
 MAX_DB_DIFF = 1e-3
