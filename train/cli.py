@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-PRESET_CHOICES = ("paper", "edge", "transfer", "student")
-SPLIT_CHOICES = ("artist", "track", "fault-filtered", "final")
 from edge_genre.defaults import DEFAULT_CACHE
+from edge_genre.train.presets import PRESETS as PRESET_CHOICES  # light: numpy and dataclasses
+
+SPLIT_CHOICES = ("artist", "track", "fault-filtered", "final")
 
 
 def register(sub) -> None:

@@ -9,8 +9,9 @@
   CNN well under 100 M MACs and 500 k parameters per 4 s window, int8-friendly layers only
   (Conv2D, DepthwiseConv2D, batch norm that folds at export, ReLU, max/global-average pooling,
   Dense), trained with on-the-fly augmentation (``augment.py``).
-- ``transfer`` and ``student``: provided by ``edge_genre.train.transfer`` (YAMNet-derived: the
-  whole pretrained body, and its first 6 layers within the edge budget), imported lazily.
+- ``transfer``, ``student`` and ``music``: provided by ``edge_genre.train.transfer``, a frozen
+  pretrained body and a genre head (YAMNet's whole body; its first 6 layers within the edge
+  budget; musicnn's MSD network, trained on music), imported lazily.
 
 Keras is imported inside the builders, so listing presets stays light.
 """
@@ -25,9 +26,9 @@ from edge_genre.edge.config import FrontendConfig, WindowConfig
 from edge_genre.errors import ModelError
 from edge_genre.train.augment import NO_AUGMENTATION, AugmentConfig
 
-PRESETS = ("paper", "edge", "transfer", "student")
-#: Presets built by ``edge_genre.train.transfer`` (they need YAMNet's weights).
-YAMNET_PRESETS = ("transfer", "student")
+PRESETS = ("paper", "edge", "transfer", "student", "music")
+#: Presets built by ``edge_genre.train.transfer`` (a pretrained body and a head).
+TRANSFER_PRESETS = ("transfer", "student", "music")
 
 #: Bounds the ``edge`` preset is designed to (checked by tests/train/test_presets.py).
 EDGE_MAX_MACS = 100_000_000
@@ -230,12 +231,12 @@ def get_preset(name: str) -> Preset:
     """The preset called ``name`` (one of ``PRESETS``)."""
     if name in _BUILTIN:
         return _BUILTIN[name]
-    if name in YAMNET_PRESETS:
-        return _yamnet_preset(name)
+    if name in TRANSFER_PRESETS:
+        return _transfer_preset(name)
     raise ModelError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
 
 
-def _yamnet_preset(name: str) -> Preset:
+def _transfer_preset(name: str) -> Preset:
     try:
         module = importlib.import_module("edge_genre.train.transfer")
     except ModuleNotFoundError as exc:

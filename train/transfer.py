@@ -1,18 +1,19 @@
-"""The ``transfer`` and ``student`` presets: YAMNet's pretrained body plus a genre head trained
-on 161 tracks.
+"""The ``transfer``, ``student`` and ``music`` presets: a frozen pretrained body
+(``backbones.py``) plus a genre head trained on 161 tracks.
 
-``transfer`` keeps the whole body (14 layers, 287.5 M MACs per 4 s window: the teacher);
+``transfer`` keeps YAMNet's whole body (14 layers, 287.5 M MACs per 4 s window);
 ``student`` keeps its first 6 layers (99.5 M MACs, 134,730 parameters: within the edge budget of
 100 M MACs and 500 k parameters), the cheapest cut that still carries most of what the whole body
-knows about genre (see ``CONFIGS``).
+knows about genre (see ``CONFIGS``); ``music`` is musicnn's MSD network, trained on music, with
+a head over its penultimate layer and tag probabilities.
 
-Pipeline (one Keras model, exported like any other):
+Pipeline (one Keras model, exported like any other), e.g. for ``transfer``:
     log-mel (64, 397, 1) [yamnet_frontend, 4 s at 16 kHz]
     -> transpose to (397, 64, 1) -> YAMNet body (frozen) -> (13, 2, 1024)
     -> mean pooling (YAMNet's embedding) -> Dense softmax (a logistic regression).
 
 Training is cheap because the backbone is frozen: its feature maps are computed once per window
-and cached on disk (kind "yamnet" of the feature cache), the head is trained on them in seconds,
+and cached on disk (kind "yamnet" or "musicnn" of the feature cache), the head is trained on them in seconds,
 then backbone and head are assembled into one model (``model.keras`` + ``model_card.json`` +
 ``run.json``: the model-dir contract).
 """
@@ -31,6 +32,8 @@ import numpy as np
 from edge_genre.edge.config import ModelCard, WindowConfig
 from edge_genre.errors import DataError, ModelError
 from edge_genre.train import yamnet as Y
+from edge_genre.train.backbones import WINDOW as BACKBONE_WINDOW
+from edge_genre.train.backbones import YAMNET_ENV, Backbone, default_yamnet_path, get_backbone
 from edge_genre.train.data import Dataset, Track
 from edge_genre.train.features import FeatureCache, load_windows, settings_key
 from edge_genre.train.roomsim import RoomCopy, augment_copies
@@ -39,13 +42,11 @@ log = logging.getLogger("edge_genre")
 
 PRESET = "transfer"
 STUDENT = "student"
+MUSIC = "music"
+#: YAMNet's front-end and window (the ``transfer`` and ``student`` input).
 FRONTEND = Y.yamnet_frontend()
-WINDOW = WindowConfig(seconds=4.0, hop_seconds=2.0)
-#: Where YAMNet's weights are read from when none is given: ../shared beside the repository, or
-#: EDGE_GENRE_YAMNET.
-YAMNET_ENV = "EDGE_GENRE_YAMNET"
-#: Bump when the cached backbone maps would change (port, weights reading).
-MAPS_VERSION = 1
+WINDOW = BACKBONE_WINDOW
+__all__ = ["YAMNET_ENV", "default_yamnet_path"]  # re-exported for older callers
 
 
 POOLINGS = ("mean", "meanmax", "meanstd")
@@ -61,8 +62,10 @@ class TransferConfig:
         pooled features centred per dimension and scaled (see ``scaling``); the fitted head is
         one Dense softmax layer with the standardisation folded into its kernel and bias.
     max_iter : L-BFGS iterations.
-    depth : how many of YAMNet's 14 layers are kept (14: the whole body, its 1024-d embedding;
-        6: the first six, 256 channels at a quarter of the time resolution, 35 % of the MACs).
+    backbone : the frozen body, ``"yamnet"`` or ``"musicnn"`` (``backbones.BACKBONES``).
+    depth : how many of the body's layers are kept (None: all). YAMNet: 14 is the whole body,
+        its 1024-d embedding; 6 the first six, 256 channels at a quarter of the time
+        resolution, 35 % of the MACs. musicnn offers only its whole network (1).
     scaling : "global" divides every centred feature by one overall spread; "feature" by its
         own (a plain standardisation). See ``fit_head`` for why the whole body uses "global".
     room_copies : besides each training track as recorded, the head also learns from this many
@@ -77,17 +80,22 @@ class TransferConfig:
     pooling: str = "mean"
     c: float = 0.1
     max_iter: int = 500
-    depth: int = len(Y.LAYERS)
+    depth: int | None = None
     scaling: str = "global"
     room_copies: int = 0
+    backbone: str = "yamnet"
 
     def __post_init__(self) -> None:
+        body = get_backbone(self.backbone)
+        if self.depth is None:
+            object.__setattr__(self, "depth", body.n_layers)
         if self.room_copies < 0:
             raise ModelError("room_copies must be >= 0")
         if self.scaling not in ("global", "feature"):
             raise ModelError(f"scaling must be 'global' or 'feature', not {self.scaling!r}")
-        if not 1 <= self.depth <= len(Y.LAYERS):
-            raise ModelError(f"depth must be 1..{len(Y.LAYERS)} (YAMNet's layers), not {self.depth}")
+        if not 1 <= self.depth <= body.n_layers:
+            raise ModelError(f"depth must be 1..{body.n_layers} ({body.name}'s layers), "
+                             f"not {self.depth}")
         if self.pooling not in POOLINGS:
             raise ModelError(f"pooling {self.pooling!r} is not one of {', '.join(POOLINGS)}")
         if self.c <= 0:
@@ -97,9 +105,13 @@ class TransferConfig:
         return dataclasses.asdict(self)
 
     @property
+    def body(self) -> Backbone:
+        return get_backbone(self.backbone)
+
+    @property
     def channels(self) -> int:
         """Channels of the last kept layer's feature map."""
-        return Y.LAYERS[self.depth - 1][2]
+        return self.body.channels(self.depth)
 
     @property
     def n_features(self) -> int:
@@ -107,18 +119,8 @@ class TransferConfig:
         return self.channels * (1 if self.pooling == "mean" else 2)
 
 
-def default_yamnet_path() -> Path:
-    import os
-
-    env = os.environ.get(YAMNET_ENV)
-    if env:
-        return Path(env)
-    repo = Path(__file__).resolve().parents[1]
-    return repo.parent / "shared" / "peers" / "yamnet" / "yamnet.tflite"
-
-
-def input_shape() -> tuple[int, int, int]:
-    return FRONTEND.feature_shape(WINDOW.window_samples(FRONTEND))
+def input_shape(backbone: str = "yamnet") -> tuple[int, int, int]:
+    return get_backbone(backbone).input_shape()
 
 
 # ----------------------------------------------------------------------------- backbone maps
@@ -134,21 +136,22 @@ class Maps:
     tracks: list[Track]
 
 
-def _to_yamnet_layout(x: np.ndarray) -> np.ndarray:
-    """(n, 64 mels, frames, 1) model input -> (n, frames, 64, 1) as YAMNet takes it."""
+def _time_major(x: np.ndarray) -> np.ndarray:
+    """(n, mels, frames, 1) model input -> (n, frames, mels, 1) as the bodies take it."""
     return np.ascontiguousarray(np.transpose(x, (0, 2, 1, 3)))
 
 
-def backbone_maps(tracks: list[Track], weights: Y.YamnetWeights | None = None,
-                  cache_dir: str | Path | None = None, batch_size: int = 16,
-                  progress: Callable[[int, int, Track], None] | None = None,
-                  depth: int = len(Y.LAYERS), room: RoomCopy | None = None) -> Maps:
-    """Outputs of YAMNet's first ``depth`` layers for every window of ``tracks`` (cached per
-    track on disk); with ``room``, of the tracks as a simulated room microphone hears them."""
+def backbone_maps(tracks: list[Track], weights=None, cache_dir: str | Path | None = None,
+                  batch_size: int = 16, progress: Callable[[int, int, Track], None] | None = None,
+                  depth: int | None = None, room: RoomCopy | None = None,
+                  backbone: str = "yamnet") -> Maps:
+    """Outputs of a backbone's first ``depth`` layers (all when None) for every window of
+    ``tracks`` (cached per track on disk); with ``room``, of the tracks as a simulated room
+    microphone hears them. ``weights`` are read when None and something is not cached."""
+    b = get_backbone(backbone)
+    depth = depth or b.n_layers
     cache = FeatureCache(cache_dir)
-    key = f"{settings_key(FRONTEND, WINDOW)}-v{MAPS_VERSION}"
-    if depth != len(Y.LAYERS):
-        key += f"-d{depth}"
+    key = b.maps_key(settings_key(b.frontend, b.window), depth)
     if room is not None:
         key += f"-{room.key()}"
     body = None
@@ -156,18 +159,16 @@ def backbone_maps(tracks: list[Track], weights: Y.YamnetWeights | None = None,
     for i, track in enumerate(tracks):
         if progress:
             progress(i, len(tracks), track)
-        m = cache.get("yamnet", track.path, key) if cache.folder else None
+        m = cache.get(b.name, track.path, key) if cache.folder else None
         if m is None:
-            w = load_windows([track], FRONTEND, WINDOW, cache_dir=cache_dir, room=room)
+            w = load_windows([track], b.frontend, b.window, cache_dir=cache_dir, room=room)
             if not len(w):
                 continue  # reported by load_windows
             if body is None:
-                if weights is None:
-                    weights = Y.read_tflite_weights(default_yamnet_path())
-                body = Y.build_backbone(weights, until=depth)
-            m = body.predict(_to_yamnet_layout(w.x), batch_size=batch_size, verbose=0)
+                body = b.build(weights if weights is not None else b.read_weights(), None, depth)
+            m = body.predict(_time_major(w.x), batch_size=batch_size, verbose=0)
             m = m.astype(np.float16)
-            cache.put("yamnet", track.path, key, m)
+            cache.put(b.name, track.path, key, m)
         owners.append(np.full(len(m), len(kept)))
         ys.append(np.full(len(m), track.label))
         kept.append(track)
@@ -178,7 +179,7 @@ def backbone_maps(tracks: list[Track], weights: Y.YamnetWeights | None = None,
 
 
 def head_training_data(maps: Maps, feats: np.ndarray, tracks: list[Track], cfg: "TransferConfig",
-                       weights: Y.YamnetWeights | None, cache_dir) -> tuple[np.ndarray, np.ndarray]:
+                       weights, cache_dir) -> tuple[np.ndarray, np.ndarray]:
     """Pooled features and labels the head learns from: the windows of ``tracks`` in ``maps``
     (``feats``: ``maps`` already pooled with ``cfg.pooling``), as recorded, plus
     ``cfg.room_copies`` room-microphone copies of the same tracks."""
@@ -187,7 +188,8 @@ def head_training_data(maps: Maps, feats: np.ndarray, tracks: list[Track], cfg: 
     wanted = set(tracks)
     kept = [t for t in maps.tracks if t in wanted]
     for room in augment_copies(cfg.room_copies):
-        m = backbone_maps(kept, weights, cache_dir, depth=cfg.depth, room=room)
+        m = backbone_maps(kept, weights, cache_dir, depth=cfg.depth, room=room,
+                          backbone=cfg.backbone)
         xs.append(pool(m.maps, cfg.pooling))
         ys.append(m.y)
     return np.concatenate(xs), np.concatenate(ys)
@@ -275,22 +277,24 @@ def track_accuracy(probs: np.ndarray, owners: np.ndarray, labels: np.ndarray) ->
 # ----------------------------------------------------------------------------- the whole model
 
 
-def assemble(weights: Y.YamnetWeights, head, pooling: str, mean: float = 0.0, std: float = 1.0,
-             depth: int = len(Y.LAYERS)):
-    """Backbone (its first ``depth`` layers) + pooling + head as one Keras model taking the
-    card's (64, 397, 1) input.
+def assemble(weights, head, pooling: str, mean: float = 0.0, std: float = 1.0,
+             depth: int | None = None, backbone: str = "yamnet"):
+    """Backbone (its first ``depth`` layers, all when None) + pooling + head as one Keras model
+    taking the card's (n_mels, frames, 1) input.
 
     The input is the NORMALISED log-mel ``(log_mel - mean) / std`` (the card's mean/std, as for
-    every preset); the first layer undoes it, because YAMNet's weights expect the raw log-mel.
+    every preset); the first layer undoes it, because the pretrained weights expect the raw
+    log-mel.
     """
     import keras
     from keras import layers as L
 
-    shape = input_shape()
+    b = get_backbone(backbone)
+    shape = b.input_shape()
     inp = keras.Input(shape, name="features")
     x = L.Rescaling(scale=float(std), offset=float(mean), name="raw_log_mel")(inp)
     x = L.Permute((2, 1, 3), name="time_major")(x)  # (mels, frames) -> (frames, mels)
-    x = Y.build_backbone(weights, frames=shape[1], until=depth)(x)
+    x = b.build(weights, frames=shape[1], depth=depth or b.n_layers)(x)
     mean_pool = L.GlobalAveragePooling2D(name="mean_pool")(x)
     if pooling == "meanmax":
         x = L.Concatenate(name="pooled")([mean_pool, L.GlobalMaxPooling2D(name="max_pool")(x)])
@@ -301,17 +305,18 @@ def assemble(weights: Y.YamnetWeights, head, pooling: str, mean: float = 0.0, st
         x = L.Concatenate(name="pooled")([mean_pool, std_pool])
     else:
         x = mean_pool
-    return keras.Model(inp, head(x), name="yamnet_transfer")
+    return keras.Model(inp, head(x), name=f"{b.name}_transfer")
 
 
 def make_card(labels, cfg: TransferConfig, mean: float, std: float, extra: dict | None = None,
               name: str = PRESET) -> ModelCard:
     from edge_genre import __version__
 
-    return ModelCard(labels=tuple(labels), frontend=FRONTEND.with_normalization(mean, std),
-                     window=WINDOW, preset=name, package_version=__version__,
-                     input_shape=input_shape(), quantization="fp32",
-                     extra={"head": cfg.to_dict(), "derived_from": "YAMNet (Apache-2.0)",
+    b = cfg.body
+    return ModelCard(labels=tuple(labels), frontend=b.frontend.with_normalization(mean, std),
+                     window=b.window, preset=name, package_version=__version__,
+                     input_shape=b.input_shape(), quantization="fp32",
+                     extra={"head": cfg.to_dict(), "derived_from": b.derived_from,
                             **(extra or {})})
 
 
@@ -325,7 +330,7 @@ def _rows(maps: Maps, tracks) -> np.ndarray:
 
 
 def cross_validate(ds: Dataset, k: int = 5, seed: int = 0, cfg: TransferConfig = TransferConfig(),
-                   cache_dir: str | Path | None = None, weights: Y.YamnetWeights | None = None,
+                   cache_dir: str | Path | None = None, weights=None,
                    maps: Maps | None = None) -> dict:
     """Artist-grouped k-fold CV (``splits.cv_folds``) of the frozen-backbone transfer model.
 
@@ -335,7 +340,8 @@ def cross_validate(ds: Dataset, k: int = 5, seed: int = 0, cfg: TransferConfig =
     """
     from edge_genre.train.splits import cv_folds, describe_grouping
 
-    maps = maps or backbone_maps(ds.tracks, weights, cache_dir, depth=cfg.depth)
+    maps = maps or backbone_maps(ds.tracks, weights, cache_dir, depth=cfg.depth,
+                                 backbone=cfg.backbone)
     feats = pool(maps.maps, cfg.pooling)
     per_fold, window_acc, folds_out = [], [], []
     t0 = time.time()
@@ -351,8 +357,8 @@ def cross_validate(ds: Dataset, k: int = 5, seed: int = 0, cfg: TransferConfig =
                           **info})
         log.info("fold %d: track accuracy %.3f", fold.index + 1, per_fold[-1])
     name = next((n for n, c in CONFIGS.items() if c == cfg), "custom")
-    return {"preset": name, "method": f"YAMNet body, first {cfg.depth} layers (frozen, ported) "
-                                       "+ logistic-regression head",
+    return {"preset": name, "method": f"{cfg.backbone} body, first {cfg.depth} layers (frozen, "
+                                       "ported) + logistic-regression head",
             "grouping": describe_grouping(ds), "k": k, "seed": seed,
             "n_tracks": len(maps.tracks), "head": cfg.to_dict(),
             "track_accuracy_per_fold": per_fold,
@@ -369,7 +375,7 @@ def cross_validate(ds: Dataset, k: int = 5, seed: int = 0, cfg: TransferConfig =
 
 def fit_preset(preset, train, valid, epochs=None, progress=True, cfg: TransferConfig | None = None,
                cache_dir: str | Path | None = None, n_labels: int | None = None):
-    """``Preset.fit`` override for ``fit.train_run``: frozen YAMNet body + fitted head.
+    """``Preset.fit`` override for ``fit.train_run``: frozen pretrained body + fitted head.
 
     ``train`` / ``valid`` are ``features.Windows`` of raw (unnormalised) log-mel; the model
     takes the features normalised with ``normalization_stats(train.x)``, as ``train_run`` writes
@@ -380,17 +386,17 @@ def fit_preset(preset, train, valid, epochs=None, progress=True, cfg: TransferCo
     from edge_genre.train.features import normalization_stats
 
     cfg = cfg or CONFIGS.get(preset.name, TransferConfig())
-    weights = Y.read_tflite_weights(default_yamnet_path())
+    weights = cfg.body.read_weights()
     parts = [w for w in (train, valid) if w is not None and len(w)]
     tracks = [t for w in parts for t in w.tracks]
-    maps = _maps_from_windows(parts, weights, cfg.depth) if cache_dir is None else backbone_maps(
-        tracks, weights, cache_dir, depth=cfg.depth)
+    maps = _maps_from_windows(parts, weights, cfg) if cache_dir is None else backbone_maps(
+        tracks, weights, cache_dir, depth=cfg.depth, backbone=cfg.backbone)
     feats = pool(maps.maps, cfg.pooling)
     n_labels = n_labels or int(max(t.label for t in tracks)) + 1
     head, info = fit_head(*head_training_data(maps, feats, tracks, cfg, weights, cache_dir),
                           n_labels, cfg)
     mean, std = normalization_stats(train.x)
-    model = assemble(weights, head, cfg.pooling, mean, std, cfg.depth)
+    model = assemble(weights, head, cfg.pooling, mean, std, cfg.depth, cfg.backbone)
     entry = {"epoch": 1, "accuracy": info["train_window_accuracy"]}
     if valid is not None and len(valid):
         probs = head.predict(feats[_rows(maps, valid.tracks)], verbose=0)
@@ -400,11 +406,11 @@ def fit_preset(preset, train, valid, epochs=None, progress=True, cfg: TransferCo
     return model, [entry]
 
 
-def _maps_from_windows(parts, weights, depth: int = len(Y.LAYERS)) -> Maps:
-    body = Y.build_backbone(weights, until=depth)
+def _maps_from_windows(parts, weights, cfg: TransferConfig) -> Maps:
+    body = cfg.body.build(weights, None, cfg.depth)
     maps, ys, owners, tracks = [], [], [], []
     for w in parts:
-        m = body.predict(_to_yamnet_layout(w.x), batch_size=16, verbose=0).astype(np.float16)
+        m = body.predict(_time_major(w.x), batch_size=16, verbose=0).astype(np.float16)
         maps.append(m)
         ys.append(w.y)
         owners.append(w.track + len(tracks))
@@ -427,18 +433,29 @@ def _maps_from_windows(parts, weights, depth: int = len(Y.LAYERS)) -> Maps:
 #: layers 0 copies 60.7 / 34.6 %, 1 copy 54.6 / 51.5 %. One copy costs the whole body 1.8
 #: points on recordings for 6.7 through the microphone, and the student 6.1 for 16.9.
 CONFIGS = {PRESET: TransferConfig(room_copies=1),
-           STUDENT: TransferConfig(depth=6, scaling="feature", room_copies=1)}
+           STUDENT: TransferConfig(depth=6, scaling="feature", room_copies=1),
+           MUSIC: TransferConfig(backbone="musicnn", scaling="feature", room_copies=1)}
 
 DESCRIPTIONS = {
     PRESET: "transfer: YAMNet body (ported from its TFLite weights, frozen) on 64-mel log at "
             "16 kHz, mean-pooled, logistic-regression head",
     STUDENT: "student: YAMNet's first 6 layers (ported, frozen; 99.5 M MACs) on 64-mel log at "
              "16 kHz, mean-pooled, logistic-regression head",
+    MUSIC: "music: musicnn's MSD network (ported, frozen; trained on the Million Song Dataset's "
+           "tags) on 96-mel log at 16 kHz, logistic-regression head over its penultimate layer "
+           "and 50 tag probabilities",
 }
 
 
+def preset_name(cfg: TransferConfig) -> str:
+    """The preset a head config belongs to: the one it equals, else its backbone's preset."""
+    return next((n for n, c in CONFIGS.items() if c == cfg),
+                MUSIC if cfg.backbone == "musicnn" else PRESET)
+
+
 def preset(name: str = PRESET):
-    """The ``transfer`` or ``student`` Preset (``presets.get_preset`` imports this lazily)."""
+    """The ``transfer``, ``student`` or ``music`` Preset (``presets.get_preset`` imports this
+    lazily)."""
     from edge_genre.train.presets import Preset, TrainConfig
 
     if name not in CONFIGS:
@@ -446,11 +463,11 @@ def preset(name: str = PRESET):
     cfg = CONFIGS[name]
 
     def builder(n_labels: int, shape: tuple):
-        weights = Y.read_tflite_weights(default_yamnet_path())
         head = build_head(cfg.n_features, n_labels)
-        return assemble(weights, head, cfg.pooling, depth=cfg.depth)
+        return assemble(cfg.body.read_weights(), head, cfg.pooling, depth=cfg.depth,
+                        backbone=cfg.backbone)
 
-    return Preset(name=name, frontend=FRONTEND, window=WINDOW,
+    return Preset(name=name, frontend=cfg.body.frontend, window=cfg.body.window,
                   train=TrainConfig(epochs=1, batch_size=64, learning_rate=1e-3),
                   builder=builder, fit=fit_preset, description=DESCRIPTIONS[name])
 
@@ -472,21 +489,26 @@ def train(ds: Dataset, out_dir: str | Path, train_tracks: list[Track],
     t0 = time.time()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    yamnet_path = Path(yamnet_path or default_yamnet_path())
-    weights = Y.read_tflite_weights(yamnet_path)
+    b = cfg.body
+    if cfg.backbone == "yamnet":
+        yamnet_path = Path(yamnet_path or default_yamnet_path())
+        weights = Y.read_tflite_weights(yamnet_path)
+    else:
+        weights = b.read_weights()
     maps = backbone_maps(list(train_tracks) + list(test_tracks), weights, cache_dir,
-                         progress=progress, depth=cfg.depth)
+                         progress=progress, depth=cfg.depth, backbone=cfg.backbone)
     feats = pool(maps.maps, cfg.pooling)
     tr, te = _rows(maps, train_tracks), _rows(maps, test_tracks)
     if not len(tr):
         raise DataError("no usable training tracks")
     head, info = fit_head(*head_training_data(maps, feats, list(train_tracks), cfg, weights,
                                               cache_dir), len(ds.labels), cfg)
-    raw = load_windows([t for t in maps.tracks if t in set(train_tracks)], FRONTEND, WINDOW,
+    raw = load_windows([t for t in maps.tracks if t in set(train_tracks)], b.frontend, b.window,
                        cache_dir=cache_dir)
     mean, std = normalization_stats(raw.x)
-    model = assemble(weights, head, cfg.pooling, mean, std, cfg.depth)
-    record = {"preset": PRESET, "package_version": __version__,
+    model = assemble(weights, head, cfg.pooling, mean, std, cfg.depth, cfg.backbone)
+    name = preset_name(cfg)
+    record = {"preset": name, "package_version": __version__,
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "head": cfg.to_dict(), "head_fit": info,
               "data": {"root": str(ds.root), "fingerprint": ds.fingerprint(),
@@ -496,9 +518,9 @@ def train(ds: Dataset, out_dir: str | Path, train_tracks: list[Track],
                         "test": [t.track_id for t in test_tracks], **(split_summary or {})},
               "windows": {"train": int(len(tr)), "test": int(len(te))},
               "normalization": {"mean": mean, "std": std, "from": "training windows"},
-              "settings": {"frontend": FRONTEND.to_dict(), "window": WINDOW.to_dict(),
-                           "input_shape": list(input_shape())},
-              "yamnet": str(yamnet_path), "model": {"params": int(model.count_params())},
+              "settings": {"frontend": b.frontend.to_dict(), "window": b.window.to_dict(),
+                           "input_shape": list(b.input_shape())},
+              "weights": str(yamnet_path) if cfg.backbone == "yamnet" else b.derived_from, "model": {"params": int(model.count_params())},
               "history": [{"epoch": 1, "accuracy": info["train_window_accuracy"]}],
               "best_epoch": 1}
     if len(te):
@@ -512,7 +534,7 @@ def train(ds: Dataset, out_dir: str | Path, train_tracks: list[Track],
         log.warning("MAC count failed: %s", exc)
     card = make_card(ds.labels, cfg, mean, std,
                      {"macs": record["model"].get("macs_per_window"),
-                      "params": record["model"]["params"]})
+                      "params": record["model"]["params"]}, name=name)
     model.save(out_dir / "model.keras")
     (out_dir / "model_card.json").write_text(card.to_json() + "\n")
     record["wall_seconds"] = round(time.time() - t0, 1)

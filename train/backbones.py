@@ -1,0 +1,147 @@
+"""Frozen pretrained bodies that a genre head sits on: YAMNet (AudioSet) and musicnn (Million
+Song Dataset).
+
+A ``Backbone`` says what its body hears (front-end and window, which go into the model card),
+where its weights come from, and how to build it as a Keras model that takes the front-end's raw
+log-mel, time first ``(frames, n_mels, 1)``, and returns a feature map ``(T, F, C)`` for the head
+to pool. ``transfer.py`` trains and assembles heads over any of them.
+
+- ``yamnet``: YAMNet's MobileNet body, any cut of its 14 layers (``depth``); weights read from the
+  YAMNet TFLite file at training time (a trained model carries its own copy).
+- ``musicnn``: musicnn's MSD network (``musicnn.py``), whole; its "map" is one vector per window,
+  the 200-d penultimate layer and the 50 tag probabilities (shape (1, 1, 250)). Weights ship in
+  the package (``edge_genre/models/musicnn-msd.npz``, ISC licence).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge_genre.edge.config import FrontendConfig, WindowConfig
+from edge_genre.errors import ModelError
+
+#: Where YAMNet's weights are read from when none is given: ../shared beside the repository, or
+#: EDGE_GENRE_YAMNET.
+YAMNET_ENV = "EDGE_GENRE_YAMNET"
+WINDOW = WindowConfig(seconds=4.0, hop_seconds=2.0)
+
+
+def default_yamnet_path() -> Path:
+    env = os.environ.get(YAMNET_ENV)
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parents[1]
+    return repo.parent / "shared" / "peers" / "yamnet" / "yamnet.tflite"
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """What a pretrained body hears and how to build it; subclasses fill in the body.
+
+    name : cache kind and the card's ``extra["backbone"]``.
+    frontend, window : the body's input, recorded in every model card built on it.
+    n_layers : the deepest cut (``TransferConfig.depth``) the body offers.
+    maps_version : bump when cached maps of this body would change (port, weights reading).
+    derived_from : licence line for the card.
+    """
+
+    name: str
+    frontend: FrontendConfig
+    window: WindowConfig
+    n_layers: int
+    maps_version: int
+    derived_from: str
+
+    def channels(self, depth: int) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def read_weights(self) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def build(self, weights: Any, frames: int | None = None, depth: int | None = None):
+        """Keras model: raw log-mel (frames, n_mels, 1) -> feature map (T, F, C)."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def input_shape(self) -> tuple[int, int, int]:
+        """The card's model input for one window, (n_mels, frames, 1)."""
+        return self.frontend.feature_shape(self.window.window_samples(self.frontend))
+
+    def maps_key(self, settings_key: str, depth: int) -> str:
+        key = f"{settings_key}-v{self.maps_version}"
+        return key if depth == self.n_layers else key + f"-d{depth}"
+
+
+class YamnetBackbone(Backbone):
+    def channels(self, depth: int) -> int:
+        from edge_genre.train import yamnet as Y
+
+        return Y.LAYERS[depth - 1][2]
+
+    def read_weights(self):
+        from edge_genre.train import yamnet as Y
+
+        return Y.read_tflite_weights(default_yamnet_path())
+
+    def build(self, weights, frames=None, depth=None):
+        from edge_genre.train import yamnet as Y
+
+        return Y.build_backbone(weights, frames, until=depth or self.n_layers)
+
+
+class MusicnnBackbone(Backbone):
+    #: 200-d penultimate layer + 50 MSD tag probabilities, one vector per window.
+    CHANNELS = 250
+
+    def channels(self, depth: int) -> int:
+        return self.CHANNELS
+
+    def read_weights(self):
+        from edge_genre.train import musicnn as M
+
+        return M.read_weights()
+
+    def build(self, weights, frames=None, depth=None):
+        import keras
+        from keras import layers as L
+
+        from edge_genre.train import musicnn as M
+
+        inp = keras.Input((frames, self.frontend.n_mels, 1), name="log_mel")
+        # Our front-end gives ln(mel + 1e-4); musicnn takes log10(1 + 10000 mel), an affine map
+        # of it (see musicnn.musicnn_frontend).
+        x = L.Rescaling(M.LOG10_SCALE, offset=M.LOG10_OFFSET, name="musicnn_log10")(inp)
+        _, penultimate, logits = M.build_backbone(weights, frames)(x)
+        tags = L.Activation("sigmoid", name="tags")(logits)
+        x = L.Concatenate(name="penultimate_tags")([penultimate, tags])
+        x = L.Reshape((1, 1, self.CHANNELS), name="as_map")(x)
+        return keras.Model(inp, x, name="musicnn")
+
+
+def _yamnet() -> Backbone:
+    from edge_genre.train import yamnet as Y
+
+    return YamnetBackbone("yamnet", Y.yamnet_frontend(), WINDOW, len(Y.LAYERS), 1,
+                          "YAMNet (Apache-2.0)")
+
+
+def _musicnn() -> Backbone:
+    from edge_genre.train import musicnn as M
+
+    return MusicnnBackbone("musicnn", M.musicnn_frontend(), WINDOW, 1, 1,
+                           "musicnn MSD_musicnn (ISC)")
+
+
+_FACTORIES = {"yamnet": _yamnet, "musicnn": _musicnn}
+BACKBONES = tuple(_FACTORIES)
+_made: dict[str, Backbone] = {}
+
+
+def get_backbone(name: str) -> Backbone:
+    """The backbone called ``name`` (one of ``BACKBONES``)."""
+    if name not in _FACTORIES:
+        raise ModelError(f"unknown backbone {name!r} (choose from {', '.join(BACKBONES)})")
+    if name not in _made:
+        _made[name] = _FACTORIES[name]()
+    return _made[name]
