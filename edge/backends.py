@@ -390,22 +390,35 @@ def load_model(path: str | Path, backend: str = "auto", threads: int | None = No
 
 
 def as_runner(model=None, backend: str = "auto", threads: int | None = None) -> Runner:
-    """A Runner from a Runner, a path, or None (the shipped default model)."""
+    """A Runner from a Runner, a path, the name of a shipped model (``"music"``), or None (the
+    shipped default model)."""
     if isinstance(model, Runner):
         return model
-    if model is None:
-        from edge_genre.defaults import shipped_models
+    from edge_genre.defaults import DEFAULT_STEM, MODELS_DIR, shipped_models, shipped_names
 
-        found = shipped_models()
+    name = DEFAULT_STEM if model is None else _shipped_name(model, shipped_names())
+    if name is not None:
+        found = shipped_models(name)
         if backend != "auto":
             found = [p for p in found if backend in FORMAT_BACKENDS[p.suffix.lower()]]
         else:
             here = available_backends()
             found = [p for p in found if any(b in here for b in FORMAT_BACKENDS[p.suffix.lower()])]
         if not found:
-            from edge_genre.defaults import MODELS_DIR
-
-            raise ModelError(f"no shipped default model usable here in {MODELS_DIR}; "
+            what = "default model" if name == DEFAULT_STEM else f"model {name!r}"
+            raise ModelError(f"no shipped {what} usable here in {MODELS_DIR}; "
                              "pass --model PATH (a file made by 'edge-genre export')")
         model = found[0]
     return load_model(model, backend=backend, threads=threads)
+
+
+def _shipped_name(model, names: list[str]) -> str | None:
+    """``model`` as the name of a shipped model, or None when it is a path. An existing file
+    wins over a name; a bare word that is neither is refused with the names on offer."""
+    text = str(model)
+    if Path(text).exists() or "/" in text or "\\" in text or Path(text).suffix:
+        return None
+    if text in names:
+        return text
+    raise ModelError(f"no model file or shipped model called {text!r} "
+                     f"(shipped: {', '.join(names) or 'none'})")

@@ -1,8 +1,10 @@
-"""Which model is the default: the one place that says so.
+"""Which model is the default, and which other models ship by name: the one place that says so.
 
-The shipped files live in ``edge_genre/models/`` as ``<DEFAULT_STEM>-<quantization>.<format>``
-(made by ``edge-genre export ... --name default``). Replacing the default model means replacing
-those files and, if the stem changes, this constant; nothing else in the code names them.
+The shipped files live in ``edge_genre/models/`` as ``<name>-<quantization>.<format>`` (made by
+``edge-genre export ... --name NAME``). ``default`` is what runs without ``--model``; any other
+shipped name (e.g. ``music``, the heavier teacher) is chosen with ``--model NAME``. Replacing the
+default model means replacing its files and, if the stem changes, this constant; nothing else in
+the code names them.
 """
 from __future__ import annotations
 
@@ -28,10 +30,18 @@ def shipped_model(quantization: str = "int8", fmt: str = "tflite") -> Path:
     return path
 
 
-def shipped_models() -> list[Path]:
-    """Every shipped default model file present, in order of preference."""
-    return [MODELS_DIR / f"{DEFAULT_STEM}-{q}.{f}" for q, f in DEFAULT_PREFERENCE
-            if (MODELS_DIR / f"{DEFAULT_STEM}-{q}.{f}").is_file()]
+def shipped_models(name: str = DEFAULT_STEM) -> list[Path]:
+    """Every shipped file of the model called ``name`` present, in order of preference."""
+    return [MODELS_DIR / f"{name}-{q}.{f}" for q, f in DEFAULT_PREFERENCE
+            if (MODELS_DIR / f"{name}-{q}.{f}").is_file()]
+
+
+def shipped_names() -> list[str]:
+    """Names of the shipped models (``default`` first), as ``--model NAME`` takes them."""
+    suffixes = {f"-{q}.{f}" for q, f in DEFAULT_PREFERENCE}
+    names = {p.name[: -len(s)] for p in MODELS_DIR.glob("*-*.*") for s in suffixes
+             if p.name.endswith(s)}
+    return sorted(names, key=lambda n: (n != DEFAULT_STEM, n))
 
 
 #: Where training, export and bench cache decoded audio and features (``EDGE_GENRE_CACHE``).
