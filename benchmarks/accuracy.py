@@ -1,14 +1,20 @@
-"""Accuracy beside speed: track accuracy of a model file on held-out tracks.
+"""Accuracy beside speed, and where each figure comes from.
 
-Which tracks are held out, in order of preference:
+The bench never quotes a score on tracks a model trained on. In order of preference:
 
-1. the test tracks of the training run the file came from (``--paper-run`` / a ``run.json``
-   beside the model file, or ``split.test`` in the card's ``extra``);
-2. otherwise the test part of the artist-grouped split that ``edge-genre train`` makes by
-   default (``train.splits.track_split(seed=0, by_artist=True)``) of ``--data``.
+1. ``"card cv"``: the artist-grouped cross-validation recorded in the model file's card
+   (``extra["cv"]``, written by ``edge-genre export --cv-record``), quoted as it is, not measured;
+2. ``"held-out"``: track accuracy measured on the test tracks of the training run the file came
+   from, only when a record lists them (``run.json`` beside the file, of ``--paper-run``, or of
+   the run named in ``export_report.json`` beside the file; or ``split.test`` in the card) and
+   they are not among its training / validation tracks;
+3. otherwise nothing: "-" and a note saying why (the shipped default, trained on every track,
+   would score near 100 % on any of them).
 
-A track's prediction is the mean of its windows' probabilities (as ``predict`` does), so the
-figure is track accuracy; window ("chunk") accuracy is recorded beside it.
+YAMNet zero-shot trained on none of the excerpts, so it is scored on all of them
+(``all_tracks``). A track's prediction is the mean of its windows' probabilities (as
+``predict`` does), so the figure is track accuracy; window ("chunk") accuracy is recorded beside
+it.
 """
 from __future__ import annotations
 
@@ -25,11 +31,16 @@ from edge_genre.train.features import Windows, load_windows, settings_key
 from edge_genre.train.splits import track_split
 
 DEFAULT_SPLIT = {"name": "artist", "seed": 0, "valid": 0.15, "test": 0.15}
+#: The card's ``extra`` key of the cross-validation record (``export.pipeline.CV_KEY``).
+CV_KEY = "cv"
+#: ``accuracy["source"]`` values in bench.json.
+SOURCE_CV, SOURCE_HELD_OUT, SOURCE_ZERO_SHOT = "card cv", "held-out", "zero-shot all tracks"
+EXPORT_REPORT = "export_report.json"
 
 
 @dataclass
 class HeldOut:
-    """Held-out tracks of a dataset and how they were chosen."""
+    """Tracks of a dataset and how they were chosen."""
 
     dataset: Dataset
     tracks: list[Track]
@@ -37,6 +48,8 @@ class HeldOut:
 
 
 def default_held_out(data_dir: str | Path, limit: int | None = None) -> HeldOut:
+    """The test part of the default artist split: real audio for latency, streaming and cold
+    start (not for accuracy: a model trained on every track has seen these)."""
     ds = discover(data_dir)
     split = track_split(ds, valid=DEFAULT_SPLIT["valid"], test=DEFAULT_SPLIT["test"],
                         seed=DEFAULT_SPLIT["seed"], by_artist=True)
@@ -47,36 +60,158 @@ def default_held_out(data_dir: str | Path, limit: int | None = None) -> HeldOut:
                    + (f" (first {limit})" if limit else ""))
 
 
+def spread(tracks: list[Track], limit: int | None) -> list[Track]:
+    """At most ``limit`` tracks, evenly spaced over the list (so over the genres); all if None."""
+    if not limit or limit >= len(tracks):
+        return list(tracks)
+    idx = np.unique(np.linspace(0, len(tracks) - 1, max(1, int(limit))).round().astype(int))
+    return [tracks[i] for i in idx]
+
+
+def all_tracks(dataset: Dataset, limit: int | None = None) -> HeldOut:
+    """Every track of the dataset (YAMNet zero-shot trained on none of them)."""
+    tracks = spread(dataset.tracks, limit)
+    if not tracks:
+        raise DataError(f"no tracks in {dataset.root}")
+    return HeldOut(dataset, tracks, f"all {len(dataset.tracks)} tracks of {dataset.root}"
+                   + (f" ({len(tracks)} of them, evenly spaced; --tracks {limit})"
+                      if len(tracks) < len(dataset.tracks) else ""))
+
+
+# ----------------------------------------------------------------------------- card CV
+
+
+def card_cv(card: ModelCard) -> dict | None:
+    """The card's cross-validation record, if it has a usable one."""
+    cv = card.extra.get(CV_KEY) if isinstance(card.extra, dict) else None
+    if not isinstance(cv, dict):
+        return None
+    mean, k = cv.get("track_accuracy_mean"), cv.get("k")
+    if not isinstance(mean, (int, float)) or not isinstance(k, int):
+        return None
+    return cv
+
+
+def from_card_cv(cv: dict) -> dict:
+    """bench.json's accuracy entry for a file whose card carries a CV record."""
+    out = {"source": SOURCE_CV, "track_accuracy": float(cv["track_accuracy_mean"]),
+           "track_accuracy_std": cv.get("track_accuracy_std"), "k": cv["k"],
+           "grouping": cv.get("grouping"), "tracks": cv.get("n_tracks"), "cv": dict(cv)}
+    if cv.get("room_track_accuracy_mean") is not None:
+        out["room_track_accuracy"] = cv["room_track_accuracy_mean"]
+        out["room_track_accuracy_std"] = cv.get("room_track_accuracy_std")
+    return out
+
+
+# ----------------------------------------------------------------------------- held-out
+
+
+def _read_json(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _run_records(model_path: Path, run_dir) -> list[tuple[Path, dict]]:
+    """Training-run records that can belong to the file: ``run_dir``'s, the one beside it, and
+    the one of the run its ``export_report.json`` names."""
+    candidates = [Path(run_dir) / "run.json"] if run_dir else []
+    candidates.append(model_path.with_name("run.json"))
+    report = _read_json(model_path.with_name(EXPORT_REPORT))
+    if report and report.get("run_dir"):
+        candidates.append(Path(report["run_dir"]) / "run.json")
+    out = []
+    for path in dict.fromkeys(candidates):
+        record = _read_json(path)
+        if record is not None:
+            out.append((path, record))
+    return out
+
+
 def run_test_ids(model_path: str | Path, card: ModelCard, run_dir: str | Path | None = None
                  ) -> tuple[list[str], str] | None:
-    """Test track ids recorded by the model's training run, if any can be found."""
-    candidates = [Path(run_dir) / "run.json"] if run_dir else []
-    candidates.append(Path(model_path).with_name("run.json"))
-    for path in candidates:
-        if path.is_file():
-            try:
-                record = json.loads(path.read_text(encoding="utf-8"))
-            except ValueError:
-                continue
-            ids = (record.get("split") or {}).get("test")
-            if ids:
-                return [str(i) for i in ids], f"test tracks of the training run ({path})"
+    """Test track ids recorded by the model's training run, if any can be found, minus any that
+    the run also lists among its training or validation tracks."""
+    found = []
+    for path, record in _run_records(Path(model_path), run_dir):
+        split = record.get("split") or {}
+        if isinstance(split, dict) and split.get("test"):
+            found.append((split, f"test tracks of the training run ({path})"))
     split = card.extra.get("split") if isinstance(card.extra, dict) else None
     if isinstance(split, dict) and split.get("test"):
-        return [str(i) for i in split["test"]], "test tracks recorded in the model card"
-    return None
+        found.append((split, "test tracks recorded in the model card"))
+    if not found:
+        return None
+    split, how = found[0]
+    seen = {str(i) for part in ("train", "valid") for i in (split.get(part) or [])}
+    return [str(i) for i in split["test"] if str(i) not in seen], how
 
 
-def held_out_for(model_path, card: ModelCard, default: HeldOut, run_dir=None) -> HeldOut:
+def trained_on_everything(model_path: str | Path, card: ModelCard, run_dir=None) -> bool:
+    """Whether a record says the model's run had no test tracks (``--split final``)."""
+    extra = card.extra if isinstance(card.extra, dict) else {}
+    if "test_split" in extra and extra["test_split"] is None:
+        return True
+    report = _read_json(Path(model_path).with_name(EXPORT_REPORT))
+    if report and (report.get("evaluation") or {}).get("part") == "train":
+        return True
+    for _, record in _run_records(Path(model_path), run_dir):
+        split = record.get("split")
+        if isinstance(split, dict) and split.get("train") and not split.get("test"):
+            return True
+    return False
+
+
+def held_out_for(model_path, card: ModelCard, dataset: Dataset, run_dir=None,
+                 limit: int | None = None) -> tuple[HeldOut | None, str]:
+    """(the tracks the model's training run kept out, how they were found), or (None, why not).
+
+    Never falls back to a default split: without a record of the run's held-out tracks the
+    bench cannot know they were not trained on."""
     found = run_test_ids(model_path, card, run_dir)
     if found is None:
-        return default
+        if trained_on_everything(model_path, card, run_dir):
+            why = ("trained on every track (no held-out tracks) and no CV record in its card: "
+                   "not measured (export it with --cv-record)")
+        else:
+            why = ("no CV record in its card and no record of which tracks it trained on: not "
+                   "measured (export it with --cv-record, or keep its run.json beside it)")
+        return None, why
     ids, how = found
-    by_id = {t.track_id: t for t in default.dataset.tracks}
+    if not ids:
+        return None, f"its run lists its test tracks among its training tracks ({how}): not measured"
+    by_id = {t.track_id: t for t in dataset.tracks}
     tracks = [by_id[i] for i in ids if i in by_id]
     if not tracks:
-        return default
-    return HeldOut(default.dataset, tracks, how)
+        return None, (f"none of its held-out tracks ({how}) is in {dataset.root}: not measured")
+    tracks = spread(tracks, limit)
+    return HeldOut(dataset, tracks, how + (f" (--tracks {limit})" if limit else "")), how
+
+
+@dataclass
+class Plan:
+    """What the bench does about one model file's accuracy: quote ``accuracy`` (from its card),
+    measure on ``held`` (tracks its run kept out), or neither, saying why in ``note``."""
+
+    accuracy: dict | None = None
+    held: HeldOut | None = None
+    note: str | None = None
+
+
+def plan(model_path, card: ModelCard, dataset: Dataset, trained: bool = True, run_dir=None,
+         limit: int | None = None) -> Plan:
+    """The card's CV record first, then held-out tracks a record lists, else nothing."""
+    if not trained:
+        return Plan(note="untrained: random weights, accuracy not measured")
+    cv = card_cv(card)
+    if cv is not None:
+        return Plan(accuracy=from_card_cv(cv))
+    held, why = held_out_for(model_path, card, dataset, run_dir, limit)
+    return Plan(held=held, note=None if held is not None else why)
 
 
 class WindowCache:
@@ -115,6 +250,7 @@ def evaluate(runner, held: HeldOut, cache: WindowCache, batch: int = 32) -> dict
         "track_accuracy": float(np.mean(track_probs.argmax(1) == truth)),
         "window_accuracy": float(np.mean(probs.argmax(1) == window_truth)),
         "tracks": n, "windows": int(len(x)), "held_out": held.description,
+        "source": SOURCE_HELD_OUT,
     }
 
 
@@ -122,3 +258,11 @@ def held_out_audio(tracks: list[Track], sample_rate: int) -> list[np.ndarray]:
     from edge_genre.edge.audio import load
 
     return [load(t.path, sample_rate) for t in tracks]
+
+
+def iter_audio(tracks: list[Track], sample_rate: int):
+    """The tracks' audio one at a time (161 decoded excerpts would not need to sit in memory)."""
+    from edge_genre.edge.audio import load
+
+    for t in tracks:
+        yield load(t.path, sample_rate)

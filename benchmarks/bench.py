@@ -1,8 +1,9 @@
 """``run_bench``: every figure of ``edge-genre bench`` for every model file, peers included.
 
 For each model file x backend: per-window latency at each thread count, end-to-end streaming
-cost per hop; for each file: size, params and MACs from the graph, track accuracy on held-out
-tracks, cold start and peak RSS of ``edge-genre predict``, and a Raspberry Pi estimate; per
+cost per hop; for each file: size, params and MACs from the graph, its accuracy (the CV record
+in its card, else held-out tracks its run records, else none: see ``accuracy``), cold start and
+peak RSS of ``edge-genre predict``, and a Raspberry Pi estimate; per
 front-end: cost per hop streaming / from scratch / librosa. Peers in the same run: the paper
 preset's files and YAMNet. Ratios between them are the headline (machines are noisy; ratios from
 one run are what carry over).
@@ -46,7 +47,8 @@ class BenchConfig:
     seconds : time budget of each latency / front-end measurement.
     warmup_runs : untimed calls before each measurement.
     data : dataset folder for accuracy and real audio (default ../shared gtzan-mini).
-    max_tracks : use at most this many held-out tracks (None: all).
+    max_tracks : score at most this many tracks per measured accuracy (a run's held-out tracks;
+        YAMNet zero-shot: all tracks of ``data``), evenly spaced (None: all).
     peer_yamnet : YAMNet TFLite file (None: skip that peer).
     paper : measure the paper preset's files too.
     paper_run : a trained paper run directory (else random weights, accuracy not measured).
@@ -149,8 +151,9 @@ def run_bench(cfg: BenchConfig, argv: list[str] | None = None, say=_say) -> dict
                            "'edge-genre[onnx]')")
 
     entries = _model_entries(cfg, say, notes)
-    say(f"held-out tracks from {cfg.data}")
-    default_held = accuracy.default_held_out(cfg.data, cfg.max_tracks)
+    say(f"tracks from {cfg.data}")
+    default_held = accuracy.default_held_out(cfg.data)  # audio for timing, not for accuracy
+    dataset = default_held.dataset
     windows = accuracy.WindowCache(cfg.cache_dir)
     predict_audio = default_held.tracks[0].path
 
@@ -198,8 +201,10 @@ def run_bench(cfg: BenchConfig, argv: list[str] | None = None, say=_say) -> dict
                      "coldstart_repeats": cfg.coldstart_repeats,
                      "paper": cfg.paper, "paper_run": str(cfg.paper_run) if cfg.paper_run else None,
                      "peer_yamnet": str(cfg.peer_yamnet) if cfg.peer_yamnet else None},
-        "held_out": {"description": default_held.description,
-                     "tracks": [t.track_id for t in default_held.tracks]},
+        "dataset": {"root": str(dataset.root), "n_tracks": len(dataset.tracks)},
+        "audio_tracks": {"description": default_held.description + "; the audio of latency, "
+                                        "streaming and cold start (not of accuracy)",
+                         "tracks": [t.track_id for t in default_held.tracks]},
         "models": [e.record for e in entries],
         "frontends": list(frontends.values()),
         "yamnet": yam,
@@ -251,6 +256,11 @@ def _measure_file(entry: ModelEntry, cfg: BenchConfig, available, threads, timin
            "params": cost.params, "macs": cost.macs, "ops": cost.ops,
            "pi_estimate_ms": pi_estimate.estimates(cost.macs), "note": entry.note,
            "latency": [], "streaming": [], "accuracy": None}
+    acc_plan = accuracy.plan(path, card, default_held.dataset, entry.trained, entry.run_dir,
+                             cfg.max_tracks)
+    rec["accuracy"], held = acc_plan.accuracy, acc_plan.held
+    if acc_plan.note:
+        rec["accuracy_note"] = acc_plan.note
     backends = _backends_for(path, cfg.backends, available)
     if not backends:
         rec["skipped"] = f"no selected backend runs {path.suffix} files here"
@@ -262,8 +272,7 @@ def _measure_file(entry: ModelEntry, cfg: BenchConfig, available, threads, timin
             stats = model_latency(runner, timing)
             rec["latency"].append({"backend": backend, "threads": n,
                                    "per_window_ms": stats.to_dict()})
-            if n == max(threads) and rec["accuracy"] is None and entry.trained:
-                held = accuracy.held_out_for(path, card, default_held, entry.run_dir)
+            if n == max(threads) and rec["accuracy"] is None and held is not None:
                 say(f"{path.name}: accuracy on {len(held.tracks)} held-out tracks")
                 rec["accuracy"] = accuracy.evaluate(runner, held, windows)
             del runner
@@ -273,8 +282,6 @@ def _measure_file(entry: ModelEntry, cfg: BenchConfig, available, threads, timin
         cost_stream = streaming.measure(runner, y, budget_seconds=3 * cfg.seconds)
         rec["streaming"].append({"backend": backend, "threads": 1, **cost_stream.to_dict()})
         del runner
-    if not entry.trained:
-        rec["accuracy_note"] = "untrained: random weights, accuracy not measured"
     # Peers get one cold start each: they are there for scale, and a paper-model predict of a
     # whole track takes seconds.
     repeats = cfg.coldstart_repeats if entry.role == "edge" else min(1, cfg.coldstart_repeats)
@@ -289,6 +296,8 @@ def _measure_file(entry: ModelEntry, cfg: BenchConfig, available, threads, timin
 
 
 def _measure_yamnet(cfg: BenchConfig, threads, timing, held, say, notes) -> dict:
+    """YAMNet's latency (on ``held``'s audio) and its zero-shot accuracy over ALL tracks of the
+    dataset (it trained on none of them; ``--tracks`` spreads a subset)."""
     path = cfg.peer_yamnet
     if path is None:
         return {"skipped": "not requested (--peer-yamnet none)"}
@@ -306,12 +315,14 @@ def _measure_yamnet(cfg: BenchConfig, threads, timing, held, say, notes) -> dict
             model = yamnet_peer.Yamnet(path, n)
             lat.append({"backend": model.backend, "threads": n,
                         **yamnet_peer.latency(model, y, window_seconds, timing).to_dict()})
-        say(f"YAMNet: zero-shot genre accuracy on {len(held.tracks)} held-out tracks")
+        scored = accuracy.all_tracks(held.dataset, cfg.max_tracks)
+        say(f"YAMNet: zero-shot genre accuracy on {len(scored.tracks)} tracks (all: it trained "
+            "on none)")
         model = yamnet_peer.Yamnet(path, max(threads))
         labels = held.dataset.labels
-        audio = accuracy.held_out_audio(held.tracks, yamnet_peer.SAMPLE_RATE)
+        audio = accuracy.iter_audio(scored.tracks, yamnet_peer.SAMPLE_RATE)
         preds = yamnet_peer.zero_shot_predictions(model, audio, labels)
-        truth = np.array([labels.index(t.genre) for t in held.tracks])
+        truth = np.array([labels.index(t.genre) for t in scored.tracks])
         frames = yamnet_peer.frames_per_window(window_seconds)
     except EdgeGenreError as exc:
         notes.append(f"YAMNet peer skipped: {exc}")
@@ -324,7 +335,8 @@ def _measure_yamnet(cfg: BenchConfig, threads, timing, held, say, notes) -> dict
         "hop_seconds": yamnet_peer.HOP_SAMPLES / yamnet_peer.SAMPLE_RATE,
         "latency": lat,
         "accuracy": {"track_accuracy": float(np.mean(preds == truth)), "tracks": len(truth),
-                     "held_out": held.description, "zero_shot": True},
+                     "scored_on": scored.description, "zero_shot": True,
+                     "source": accuracy.SOURCE_ZERO_SHOT},
         "mapping": yamnet_peer.mapping_table(path),
         "class_map": str(yamnet_peer.class_map_path(path)),
         "pi_estimate_ms": pi_estimate.estimates(cost.macs * frames),
@@ -386,7 +398,8 @@ def ratios(record: dict) -> dict:
         # YAMNet's file computes its own log-mel: compare with the edge model plus its front-end.
         total = edge_1t + fe["per_hop_ms"]["scratch"]["median_ms"]
         out["yamnet_over_edge_frontend_plus_model_1thread"] = _ratio(yam_1t, total)
-    if edge and paper and edge.get("accuracy") and paper.get("accuracy"):
+    if (edge and paper and edge.get("accuracy") and paper.get("accuracy")
+            and edge["accuracy"].get("source") == paper["accuracy"].get("source")):
         out["track_accuracy_edge_minus_paper"] = round(
             edge["accuracy"]["track_accuracy"] - paper["accuracy"]["track_accuracy"], 4)
     return out

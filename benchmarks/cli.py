@@ -15,8 +15,10 @@ def register(subparsers) -> None:
                     "and YAMNet: per-window latency (1 thread and all cores), front-end cost per "
                     "hop (streaming, from scratch, librosa), streaming real-time factor and CPU "
                     "share, cold start and peak RSS of 'predict', size / params / MACs from the "
-                    "graph, and track accuracy on held-out tracks. Writes bench.json, bench.md "
-                    "and bench.png to --out.")
+                    "graph, and accuracy: the artist-grouped cross-validation recorded in a "
+                    "file's card ('edge-genre export --cv-record'), else held-out tracks its "
+                    "training run lists, never tracks it trained on; YAMNet zero-shot over all "
+                    "tracks. Writes bench.json, bench.md and bench.png to --out.")
     p.add_argument("--models", nargs="+", metavar="PATH",
                    help="model files (default: the shipped default files)")
     p.add_argument("--backends", metavar="LIST",
@@ -28,7 +30,9 @@ def register(subparsers) -> None:
     p.add_argument("--data", metavar="DIR",
                    help="dataset for accuracy and audio (default ../shared gtzan-mini)")
     p.add_argument("--tracks", type=int, metavar="N",
-                   help="use at most N held-out tracks (default all)")
+                   help="score at most N tracks, evenly spaced, where accuracy is measured: a "
+                        "run's held-out tracks, and YAMNet zero-shot (all tracks of --data); "
+                        "default all")
     p.add_argument("--peer-yamnet", metavar="PATH",
                    help="YAMNet .tflite (default ../shared/peers/yamnet/yamnet.tflite; "
                         "'none' to skip)")

@@ -16,6 +16,7 @@ import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -147,8 +148,8 @@ def latency(model: Yamnet, y: np.ndarray, window_seconds: float,
     return YamnetLatency(frame_stats, time_calls(window, timing), n)
 
 
-def zero_shot_predictions(model: Yamnet, tracks_audio: list[np.ndarray], labels) -> np.ndarray:
-    """Predicted label index per track (audio at 16 kHz), by the genre mapping."""
+def zero_shot_predictions(model: Yamnet, tracks_audio: Iterable[np.ndarray], labels) -> np.ndarray:
+    """Predicted label index per track (audio at 16 kHz, any iterable), by the genre mapping."""
     idx = genre_indices(class_names(model.path), labels)
     preds = []
     for y in tracks_audio:

@@ -33,6 +33,14 @@ def register(subparsers) -> None:
                    help="training windows in the int8 representative set (default 300)")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), metavar="DIR",
                    help="feature cache (default %(default)s)")
+    p.add_argument("--cv-record", metavar="FILE.json",
+                   help="the output of 'edge-genre evaluate --cv K --preset NAME --out FILE.json' "
+                        "for the run's preset: its mean +- std track accuracy (and room figure) "
+                        "goes into every file's card (extra.cv), the accuracy 'edge-genre bench' "
+                        "quotes")
+    p.add_argument("--cv-preset", metavar="NAME",
+                   help="with a --cv-record of several presets, the one to take (default: the "
+                        "run's preset; another preset is refused)")
     p.add_argument("--allow-degraded", action="store_true",
                    help="keep files whose check misses the bounds (report still says so)")
     p.set_defaults(func=run)
@@ -62,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
                               int8_weights=args.int8_weights, formats=formats,
                               name=args.name, data_dir=args.data, cache_dir=args.cache_dir,
                               allow_degraded=args.allow_degraded, config=config,
+                              cv_record=args.cv_record, cv_preset=args.cv_preset,
                               progress=lambda msg: print(f"export: {msg}", file=sys.stderr))
     except ModelError as exc:
         if getattr(exc, "report", None):  # degraded: show the figures, then the error line
@@ -69,6 +78,11 @@ def run(args: argparse.Namespace) -> int:
         raise
     print(format_table(report))
     print(f"report: {Path(args.out) / REPORT_FILE}")
+    cv = report.get("cv")
+    if cv:
+        print(f"card extra.cv: track accuracy {100 * cv['track_accuracy_mean']:.1f} % +- "
+              f"{100 * cv['track_accuracy_std']:.1f} ({cv['k']}-fold CV, grouped by "
+              f"{cv['grouping']}, {cv['n_tracks']} tracks; {cv['source']})")
     if not report["passed"]:
         print("WARNING: some files miss the bounds (kept because of --allow-degraded)")
     return 0

@@ -21,7 +21,7 @@ from typing import Iterable
 import numpy as np
 
 from edge_genre import __version__
-from edge_genre.errors import ModelError
+from edge_genre.errors import DataError, ModelError
 from edge_genre.export import deps
 from edge_genre.export.config import FORMATS, QUANTIZATIONS, ExportConfig
 
@@ -39,7 +39,9 @@ def export_model(run_dir: str | Path, out_dir: str | Path, int8: bool = True,
                  formats: Iterable[str] = FORMATS, name: str | None = None,
                  data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
                  allow_degraded: bool = False, config: ExportConfig = ExportConfig(),
-                 progress=None, int8_weights: bool = False) -> dict:
+                 progress=None, int8_weights: bool = False,
+                 cv_record: str | Path | dict | None = None, cv_preset: str | None = None
+                 ) -> dict:
     """Export a training run to TFLite and/or ONNX, fp32, (with ``int8``) full-integer int8 and
     (with ``int8_weights``) weights-only int8, and check them against Keras.
 
@@ -57,6 +59,12 @@ def export_model(run_dir: str | Path, out_dir: str | Path, int8: bool = True,
     allow_degraded : write the report and return even when a file misses the bounds.
     config : conversion and check settings.
     progress : callable(str) told about each step (the CLI prints them).
+    cv_record : the output of ``edge-genre evaluate --cv K --preset NAME --out FILE.json`` (its
+        path, or the parsed JSON): its summary goes into every card as ``extra["cv"]``
+        (``cv_summary``), the accuracy ``edge-genre bench`` quotes. DataError when it is not a
+        full cross-validation of the run's preset.
+    cv_preset : with a record of several presets (``{"runs": [...]}``), the run to take (default:
+        the run's own preset); must be the run's preset.
 
     Returns the report (also written as JSON). Raises ModelError / DataError / BackendError.
     """
@@ -69,6 +77,13 @@ def export_model(run_dir: str | Path, out_dir: str | Path, int8: bool = True,
     from edge_genre.export import source
 
     run = source.load_run(run_dir)  # cheap checks first: no TensorFlow for a wrong path
+    cv = None
+    if cv_record is not None:
+        cv = (read_cv_record(cv_record, run.card.preset, cv_preset)
+              if not isinstance(cv_record, dict)
+              else cv_summary(cv_record, run.card.preset, cv_preset))
+    elif cv_preset is not None:
+        raise DataError("--cv-preset goes with --cv-record FILE.json")
     deps.require(*formats)  # then fail before any work when a converter is missing
 
     from edge_genre.export import calibration as cal
@@ -120,7 +135,7 @@ def export_model(run_dir: str | Path, out_dir: str | Path, int8: bool = True,
                 data_bytes = tflite.convert(saved, calib.x if q == "int8" else None,
                                             config.tflite_int8_io,
                                             weights_only=q == "int8-weights")
-                metadata.write_tflite(path, data_bytes, _card_for(card, q))
+                metadata.write_tflite(path, data_bytes, _card_for(card, q, cv))
                 timings[path.name] = time.perf_counter() - t
                 written.append((path, "tflite", q))
         if "onnx" in formats:
@@ -130,7 +145,7 @@ def export_model(run_dir: str | Path, out_dir: str | Path, int8: bool = True,
             path = out / file_name(stem, "fp32", "onnx")
             say(f"ONNX fp32 -> {path}")
             fp32 = onnx_export.to_onnx(model, tuple(card.input_shape), config.onnx_opset)
-            metadata.write_onnx(path, fp32, _card_for(card, "fp32"))
+            metadata.write_onnx(path, fp32, _card_for(card, "fp32", cv))
             timings[path.name] = time.perf_counter() - t
             written.append((path, "onnx", "fp32"))
             for q in quantizations[1:]:
@@ -142,7 +157,7 @@ def export_model(run_dir: str | Path, out_dir: str | Path, int8: bool = True,
                                               config.onnx_reduce_range)
                 else:
                     qm = onnx_export.quantize_weights(fp32)
-                metadata.write_onnx(path, qm, _card_for(card, q))
+                metadata.write_onnx(path, qm, _card_for(card, q, cv))
                 timings[path.name] = time.perf_counter() - t
                 written.append((path, "onnx", q))
 
@@ -169,6 +184,7 @@ def export_model(run_dir: str | Path, out_dir: str | Path, int8: bool = True,
         "calibration": ({**calib.source, "source": "training tracks of run.json's split",
                          "normalization": {"mean": card.frontend.mean, "std": card.frontend.std}}
                         if calib is not None else None),
+        "cv": cv,
         "evaluation": {**held.source, "keras_chunk_accuracy": keras_chunk,
                        "keras_track_accuracy": keras_track},
         "thresholds": {"min_agreement": config.min_agreement,
@@ -189,6 +205,109 @@ def export_model(run_dir: str | Path, out_dir: str | Path, int8: bool = True,
     return report
 
 
-def _card_for(card, quantization: str):
-    return dataclasses.replace(card, quantization=quantization,
+def _card_for(card, quantization: str, cv: dict | None = None):
+    extra = {**card.extra, CV_KEY: cv} if cv else card.extra
+    return dataclasses.replace(card, quantization=quantization, extra=extra,
                                package_version=card.package_version or __version__)
+
+
+# ----------------------------------------------------------------------------- CV record
+
+#: The card's ``extra`` key holding the cross-validation the bench quotes.
+CV_KEY = "cv"
+#: What the card keeps of an ``edge-genre evaluate --cv`` report (no per-fold details).
+CV_FIELDS = ("k", "seed", "grouping", "n_tracks", "track_accuracy_mean", "track_accuracy_std",
+             "room_track_accuracy_mean", "room_track_accuracy_std", "preset", "source")
+
+
+def read_cv_record(path: str | Path, run_preset: str, cv_preset: str | None = None) -> dict:
+    """``cv_summary`` of the JSON file ``edge-genre evaluate --cv K --preset NAME --out`` wrote."""
+    path = Path(path).expanduser()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DataError(f"--cv-record {path}: cannot read it ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise DataError(f"--cv-record {path}: not JSON ({exc})") from None
+    return cv_summary(data, run_preset, cv_preset, where=str(path))
+
+
+def _grouping(text) -> str:
+    text = str(text or "")
+    if text.startswith("grouped by artist"):
+        return "artist"
+    if text.startswith("grouped by track"):
+        return "track"
+    return text or "unknown"
+
+
+def _number(rec: dict, key: str, where: str, required: bool = True) -> float | None:
+    value = rec.get(key)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise DataError(f"{where}: {key} is {value!r}, not a fraction (is it the output of "
+                        "edge-genre evaluate --cv K --preset NAME --out FILE.json?)")
+    return float(value)
+
+
+def cv_summary(data, run_preset: str, cv_preset: str | None = None,
+               where: str = "--cv-record") -> dict:
+    """The card's ``extra["cv"]`` from an ``edge-genre evaluate --cv`` report: one preset's run
+    (a single result, or the run of ``cv_preset`` / of ``run_preset`` among ``{"runs": [...]}``),
+    reduced to ``CV_FIELDS``. DataError (one line, exit 2) for a record of another preset than the
+    run's, a partial run (``--folds``) or anything that is not such a report."""
+    if isinstance(data, dict) and isinstance(data.get("runs"), list):
+        runs = [r for r in data["runs"] if isinstance(r, dict)]
+    elif isinstance(data, dict) and "track_accuracy_mean" in data:
+        runs = [data]
+    else:
+        raise DataError(f"{where}: not the output of edge-genre evaluate --cv K --preset NAME "
+                        "--out FILE.json (no track_accuracy_mean, no runs)")
+    if cv_preset is not None and cv_preset != run_preset:
+        raise DataError(f"--cv-preset {cv_preset}: the run's preset is {run_preset}; the "
+                        "cross-validation of another preset is not this model's accuracy")
+    want = cv_preset or run_preset
+    if len(runs) > 1:
+        found = [r for r in runs if r.get("preset") == want]
+        if not found:
+            have = ", ".join(str(r.get("preset")) for r in runs)
+            raise DataError(f"{where}: no cross-validation of preset {want} in it (it has {have})")
+        rec = found[0]
+    elif runs:
+        rec = runs[0]
+    else:
+        raise DataError(f"{where}: its runs list is empty")
+    if rec.get("preset") != run_preset:
+        raise DataError(f"{where}: a cross-validation of preset {rec.get('preset')}, but the run "
+                        f"is preset {run_preset}; refusing to put another model's accuracy in "
+                        "its card")
+    k = rec.get("k")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+        raise DataError(f"{where}: k is {k!r}, not a fold count >= 2")
+    folds_run = rec.get("folds_run", rec.get("track_accuracy_per_fold"))
+    if isinstance(folds_run, list) and len(folds_run) != k:
+        raise DataError(f"{where}: {len(folds_run)} of {k} folds were run (--folds); quote a "
+                        "full cross-validation")
+    n_tracks = rec.get("n_tracks")
+    if isinstance(n_tracks, bool) or not isinstance(n_tracks, int) or n_tracks < k:
+        raise DataError(f"{where}: n_tracks is {n_tracks!r}")
+    out = {"k": k, "seed": int(rec.get("seed") or 0), "grouping": _grouping(rec.get("grouping")),
+           "n_tracks": n_tracks,
+           "track_accuracy_mean": _number(rec, "track_accuracy_mean", where),
+           "track_accuracy_std": _number(rec, "track_accuracy_std", where)}
+    room = _number(rec, "room_track_accuracy_mean", where, required=False)
+    if room is not None:
+        out["room_track_accuracy_mean"] = room
+        out["room_track_accuracy_std"] = _number(rec, "room_track_accuracy_std", where)
+    out["preset"] = run_preset
+    command = f"edge-genre evaluate --cv {k} --preset {run_preset}"
+    if out["seed"]:
+        command += f" --seed {out['seed']}"
+    if rec.get("limit_per_genre"):
+        command += f" --limit {rec['limit_per_genre']}"
+    if room is not None:
+        command += " --room"
+    name = Path(where).name if where != "--cv-record" else None
+    out["source"] = command + (f" --out {name}" if name else "")
+    return out

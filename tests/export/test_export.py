@@ -274,3 +274,45 @@ def test_unknown_format(tiny_run, tmp_path):
 
     with pytest.raises(ModelError, match="unknown export format coreml"):
         export_model(tiny_run, tmp_path / "o", formats=("coreml",))
+
+
+def _cv_output(preset: str) -> dict:
+    """What ``edge-genre evaluate --cv 5 --preset NAME --room --out FILE.json`` writes."""
+    return {"preset": preset, "method": f"preset {preset}", "k": 5, "seed": 0,
+            "grouping": "grouped by artist (120 artists, index artist_title_index.txt)",
+            "n_tracks": 161, "limit_per_genre": None, "folds_run": [1, 2, 3, 4, 5],
+            "track_accuracy_per_fold": [0.6, 0.7, 0.5, 0.8, 0.655],
+            "track_accuracy_mean": 0.651, "track_accuracy_std": 0.117,
+            "room_track_accuracy_mean": 0.552, "room_track_accuracy_std": 0.08,
+            "per_fold": [{"fold": i + 1, "test_ids": []} for i in range(5)]}
+
+
+def test_cv_record_goes_into_every_card(tiny_run, tmp_path, feature_cache, capsys):
+    """--cv-record: the record of the run's preset (among several) is in every file's card."""
+    import onnx
+
+    record = tmp_path / "cv.json"
+    record.write_text(json.dumps({"runs": [_cv_output("edge"), _cv_output("tiny")]}))
+    out = tmp_path / "o"
+    assert cli([tiny_run, "--out", out, "--cv-record", record,
+                "--cache-dir", feature_cache]) == 0
+    assert "card extra.cv: track accuracy 65.1 %" in capsys.readouterr().out
+    want = {"k": 5, "seed": 0, "grouping": "artist", "n_tracks": 161,
+            "track_accuracy_mean": 0.651, "track_accuracy_std": 0.117,
+            "room_track_accuracy_mean": 0.552, "room_track_accuracy_std": 0.08, "preset": "tiny",
+            "source": "edge-genre evaluate --cv 5 --preset tiny --room --out cv.json"}
+    tflite_card = read_card(out / "tiny-fp32.tflite")
+    props = {p.key: p.value for p in onnx.load(str(out / "tiny-fp32.onnx")).metadata_props}
+    onnx_card = ModelCard.from_json(props[METADATA_KEY])
+    for card in (tflite_card, onnx_card):
+        assert card.extra["cv"] == want
+    assert json.loads((out / "export_report.json").read_text())["cv"] == want
+
+
+def test_cv_record_of_another_preset_is_refused(tiny_run, tmp_path, capsys):
+    record = tmp_path / "cv.json"
+    record.write_text(json.dumps(_cv_output("transfer")))
+    assert cli([tiny_run, "--out", tmp_path / "o", "--cv-record", record]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(err) == 1 and "preset transfer" in err[0] and "preset tiny" in err[0]
+    assert not (tmp_path / "o").exists()  # refused before any conversion
