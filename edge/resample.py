@@ -4,10 +4,36 @@ Microphones often open only at 44.1 or 48 kHz, and datasets come at any rate; th
 its own. ``Resampler`` converts chunk by chunk with carried state, so a stream resampled in pieces
 equals the whole signal resampled at once (the streaming front-end relies on that), and
 ``resample`` does a whole signal.
+
+Bounded cost. The converter multiplies the rate by ``up / down``, the ratio ``out_rate / in_rate``
+in lowest terms, with a filter table of ``up`` phases x ``2 * half`` taps, about
+``36 * max(up, down)`` numbers. Common rates reduce to small factors (48000 -> 22050 is
+147 / 320, 44100 -> 16000 is 160 / 441), but a rate such as 383987 Hz (a prime) does not, and
+its exact table would follow the rates rather than the audio (a 2 KB file could take
+gigabytes). So:
+
+* Rates are accepted from ``MIN_RATE`` (1 kHz) to ``MAX_RATE`` (384 kHz, the highest rate real
+  audio files and interfaces use); others raise ``ValueError`` saying so (``edge.audio`` turns
+  that into an ``AudioError`` for a file whose header claims such a rate).
+* When ``max(up, down)`` exceeds ``MAX_FACTOR`` (16384), the ratio is replaced by the closest
+  fraction whose larger term is at most ``MAX_FACTOR`` (``fractions.Fraction.limit_denominator``).
+  The output rate is then ``in_rate * up / down`` instead of ``out_rate``, off by less than
+  ``1 / (MAX_FACTOR - 1)``, about 0.006 % (a 30 s track comes out at most 2 ms longer or
+  shorter: far below what a log-mel feature or a genre can tell). ``Resampler.rate_error`` gives
+  the relative error (0.0 when exact). Every ratio between 1 kHz, 8 kHz, 11.025, 16, 22.05, 32,
+  44.1, 48, 88.2, 96, 176.4, 192, 352.8 and 384 kHz reduces to factors below that bound, so those
+  conversions stay exact.
+* A table therefore holds at most about ``36 * MAX_FACTOR`` float64 numbers (< 5 MB); it is
+  built a block of phases at a time, and the tables kept for reuse are bounded in bytes
+  (``CACHE_BYTES``), not in count. The work per input sample is bounded by the filter length,
+  and ``resample`` works in blocks of at most ``RESAMPLE_BLOCK`` inputs and outputs: memory and
+  time follow the audio's length.
 """
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
+from collections import OrderedDict
+from fractions import Fraction
 from math import gcd
 
 import numpy as np
@@ -18,38 +44,108 @@ from numpy.lib.stride_tricks import sliding_window_view
 ZERO_CROSSINGS = 16
 KAISER_BETA = 8.6
 ROLLOFF = 0.945
-#: Input samples per block when ``resample`` converts a whole signal (bounds its memory).
+#: Input (and output) samples per block when ``resample`` converts a whole signal (bounds its memory).
 RESAMPLE_BLOCK = 1 << 17
+#: Accepted sample rates in Hz, inclusive.
+MIN_RATE = 1_000
+MAX_RATE = 384_000
+#: Largest up or down factor used; beyond it the ratio is approximated (see the module docstring).
+MAX_FACTOR = 1 << 14
+#: Bytes of filter tables kept for reuse (least recently used ones are dropped first).
+CACHE_BYTES = 24 << 20
+#: Filter-table entries computed at once while building one (bounds the temporaries).
+_BUILD_BLOCK = 1 << 16
 
 
-@lru_cache(maxsize=8)
-def _polyphase_table(up: int, down: int) -> tuple[np.ndarray, int]:
+def check_rate(rate) -> int:
+    """``rate`` as an int, or ValueError when it is outside ``MIN_RATE``..``MAX_RATE``."""
+    r = int(rate)
+    if not MIN_RATE <= r <= MAX_RATE:
+        raise ValueError(f"a sample rate of {rate} Hz is outside the accepted range "
+                         f"{MIN_RATE / 1000:g} kHz to {MAX_RATE / 1000:g} kHz")
+    return r
+
+
+def conversion_factors(in_rate: int, out_rate: int) -> tuple[int, int]:
+    """(up, down): ``out_rate / in_rate`` in lowest terms, or its closest fraction with both
+    terms at most ``MAX_FACTOR`` when the exact one is larger."""
+    g = gcd(in_rate, out_rate)
+    up, down = out_rate // g, in_rate // g
+    if max(up, down) <= MAX_FACTOR:
+        return up, down
+    if down >= up:  # downsampling: approximate up/down <= 1 with down <= MAX_FACTOR
+        f = Fraction(up, down).limit_denominator(MAX_FACTOR)
+        up, down = f.numerator, f.denominator
+    else:
+        f = Fraction(down, up).limit_denominator(MAX_FACTOR)
+        down, up = f.numerator, f.denominator
+    if up == 0 or down == 0:
+        raise ValueError(f"cannot convert {in_rate} Hz to {out_rate} Hz: the ratio is too extreme")
+    return up, down
+
+
+def _build_table(up: int, down: int) -> tuple[np.ndarray, int]:
     """Filter taps per output phase, shape (up, 2 * half), and half, the one-sided tap count."""
     cutoff = 0.5 * min(1.0, up / down) * ROLLOFF  # cycles per input sample
     half = int(np.ceil(ZERO_CROSSINGS / (2 * cutoff)))
-    phases = np.arange(up) / up  # fractional position of an output between input samples
     offsets = np.arange(-half + 1, half + 1)  # input taps relative to floor(t)
-    tau = phases[:, None] - offsets[None, :]  # t - tap
-    x = np.clip(tau / half, -1.0, 1.0)
-    kaiser = np.i0(KAISER_BETA * np.sqrt(1 - x ** 2)) / np.i0(KAISER_BETA)
-    taps = (2 * cutoff * np.sinc(2 * cutoff * tau) * kaiser).astype(np.float64)
+    taps = np.empty((up, 2 * half), dtype=np.float64)
+    rows = max(1, _BUILD_BLOCK // (2 * half))
+    for start in range(0, up, rows):
+        phases = np.arange(start, min(up, start + rows)) / up  # fractional output positions
+        tau = phases[:, None] - offsets[None, :]  # t - tap
+        x = np.clip(tau / half, -1.0, 1.0)
+        kaiser = np.i0(KAISER_BETA * np.sqrt(1 - x ** 2)) / np.i0(KAISER_BETA)
+        taps[start:start + len(phases)] = 2 * cutoff * np.sinc(2 * cutoff * tau) * kaiser
     taps.setflags(write=False)
     return taps, half
 
 
+_cache: OrderedDict[tuple[int, int], tuple[np.ndarray, int]] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _polyphase_table(up: int, down: int) -> tuple[np.ndarray, int]:
+    """``_build_table`` with a least-recently-used cache of at most ``CACHE_BYTES``."""
+    key = (up, down)
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit
+    table = _build_table(up, down)
+    nbytes = table[0].nbytes
+    if nbytes <= CACHE_BYTES:
+        with _cache_lock:
+            _cache[key] = table
+            _cache.move_to_end(key)
+            while sum(t.nbytes for t, _ in _cache.values()) > CACHE_BYTES:
+                _cache.popitem(last=False)
+    return table
+
+
+def cache_bytes() -> int:
+    """Bytes held by the cached filter tables now."""
+    with _cache_lock:
+        return sum(t.nbytes for t, _ in _cache.values())
+
+
 class Resampler:
-    """Streaming rate converter from ``in_rate`` to ``out_rate`` (any integers).
+    """Streaming rate converter from ``in_rate`` to ``out_rate`` (integers from ``MIN_RATE`` to
+    ``MAX_RATE``).
 
     ``process(chunk)`` returns the outputs that the input so far determines; ``flush()`` returns
-    the rest as if zeros followed. Output n sits at input time ``n * in_rate / out_rate``: no delay.
+    the rest as if zeros followed. Output n sits at input time ``n * down / up``: no delay.
+    ``up / down`` is ``out_rate / in_rate``, exactly unless a factor would exceed ``MAX_FACTOR``
+    (then ``rate_error``, the relative error of the output rate, is below 0.01 %).
     """
 
     def __init__(self, in_rate: int, out_rate: int):
-        if in_rate <= 0 or out_rate <= 0:
+        if int(in_rate) <= 0 or int(out_rate) <= 0:
             raise ValueError("sample rates must be positive")
-        g = gcd(int(in_rate), int(out_rate))
-        self.in_rate, self.out_rate = int(in_rate), int(out_rate)
-        self.up, self.down = self.out_rate // g, self.in_rate // g
+        self.in_rate, self.out_rate = check_rate(in_rate), check_rate(out_rate)
+        self.up, self.down = conversion_factors(self.in_rate, self.out_rate)
+        self.rate_error = abs(self.in_rate * self.up / self.down / self.out_rate - 1.0)
         self.identity = self.up == self.down
         if not self.identity:
             self._taps, self._half = _polyphase_table(self.up, self.down)
@@ -110,11 +206,15 @@ class Resampler:
 
 
 def resample(y: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
-    """Resample a whole mono signal; the result has ``ceil(len(y) * out_rate / in_rate)`` samples."""
+    """Resample a whole mono signal; the result has ``ceil(len(y) * up / down)`` samples, which is
+    ``ceil(len(y) * out_rate / in_rate)`` unless the ratio is approximated (see the module
+    docstring)."""
     if int(in_rate) == int(out_rate):
         return np.asarray(y, dtype=np.float32)
     r = Resampler(in_rate, out_rate)
-    # In blocks, which give the same samples (streaming == whole), to bound the working memory.
+    # In blocks, which give the same samples (streaming == whole), to bound the working memory:
+    # at most RESAMPLE_BLOCK inputs, and when upsampling at most about RESAMPLE_BLOCK outputs.
     y = np.asarray(y).reshape(-1)
-    parts = [r.process(y[i:i + RESAMPLE_BLOCK]) for i in range(0, len(y), RESAMPLE_BLOCK)]
+    block = max(1, min(RESAMPLE_BLOCK, RESAMPLE_BLOCK * r.down // r.up))
+    parts = [r.process(y[i:i + block]) for i in range(0, len(y), block)]
     return np.concatenate(parts + [r.flush()])
