@@ -12,10 +12,35 @@ import sys
 BACKEND_CHOICES = ("auto", "ai-edge-litert", "tflite-runtime", "onnxruntime")
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", metavar="PATH",
-                   help="a .tflite or .onnx file made by 'edge-genre export' "
-                        "(default: the shipped model)")
+def positive_float(text: str) -> float:
+    """argparse type: a finite number above 0 (anything else is a usage error: one line, exit 2)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, not {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text!r}")
+    return value
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="PATH|NAME",
+                   help="a .tflite or .onnx file made by 'edge-genre export', or the name of a "
+                        "shipped model (default: the shipped default; 'music': the heavier "
+                        "music-trained teacher)")
     p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                    help="interpreter (default: ai-edge-litert, then tflite-runtime for .tflite; "
                         "onnxruntime for .onnx)")
@@ -30,7 +55,7 @@ def register(sub) -> None:
         epilog="Exit status: 0 all files classified; 1 some file could not be (corrupt, empty, "
                "silent or too short: reported, the batch goes on); 2 a model/usage error.")
     p.add_argument("paths", nargs="+", metavar="FILE|DIR", help="audio files or folders")
-    _add_model_args(p)
+    add_model_args(p)
     p.add_argument("--json", action="store_true",
                    help="one JSON object per file on stdout (errors too, with an 'error' key)")
     p.add_argument("--windows", action="store_true", help="with --json: include every window")
@@ -42,16 +67,16 @@ def register(sub) -> None:
                     "The device is opened at its default rate and resampled to the model's.")
     p.add_argument("--device", metavar="NAME|INDEX",
                    help="capture device (index or name fragment; default: the system's default)")
-    _add_model_args(p)
-    p.add_argument("--hop", type=float, metavar="S",
+    add_model_args(p)
+    p.add_argument("--hop", type=positive_float, metavar="S",
                    help="seconds between decisions (default: the model's, usually 2)")
-    p.add_argument("--smoothing", type=int, default=3, metavar="N",
+    p.add_argument("--smoothing", type=positive_int, default=3, metavar="N",
                    help="smoothed decision = mean of the last N windows (default 3)")
     p.add_argument("--silence-dbfs", type=float, default=-60.0, metavar="DB",
                    help="windows quieter than this are 'no music' (default -60)")
     p.add_argument("--json", action="store_true", help="one JSON line per window on stdout")
     p.add_argument("--list-devices", action="store_true", help="list capture devices and exit")
-    p.add_argument("--seconds", type=float, metavar="N",
+    p.add_argument("--seconds", type=positive_float, metavar="N",
                    help="stop after N seconds of audio (default: run until Ctrl-C)")
     p.set_defaults(func=run_listen)
 
@@ -60,7 +85,11 @@ def register(sub) -> None:
 
 
 def audio_files(paths) -> list[tuple[str, str | None]]:
-    """(path, problem) for each input: folders expanded to their audio files, sorted."""
+    """(path, problem) for each input: folders expanded to their audio files, sorted.
+
+    A broken symbolic link (dangling, or a loop) with an audio name is listed too, so that it gets
+    its error line from the reader instead of vanishing; FIFOs and other special files are not
+    (reading one could block)."""
     from pathlib import Path
 
     from edge_genre.edge.audio import AUDIO_EXTENSIONS
@@ -70,11 +99,12 @@ def audio_files(paths) -> list[tuple[str, str | None]]:
         path = Path(raw)
         if path.is_dir():
             found = sorted(f for f in path.rglob("*")
-                           if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+                           if f.suffix.lower() in AUDIO_EXTENSIONS
+                           and (f.is_file() or (f.is_symlink() and not f.exists())))
             if not found:
                 out.append((str(path), "folder holds no audio files"))
             out.extend((str(f), None) for f in found)
-        elif path.exists():
+        elif path.exists() or path.is_symlink():  # a broken link: the reader says how
             out.append((str(path), None))
         else:
             out.append((str(path), "no such file or folder"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-BACKEND_CHOICES = ("auto", "ai-edge-litert", "tflite-runtime", "onnxruntime")
+from edge_genre.edge.cli import add_model_args
 
 
 def register(sub) -> None:
@@ -17,11 +17,7 @@ def register(sub) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1; 0.0.0.0 serves the whole network)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 picks a free one)")
-    p.add_argument("--model", metavar="PATH",
-                   help="a .tflite or .onnx file made by 'edge-genre export' (default: the shipped model)")
-    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
-                   help="interpreter (default: ai-edge-litert, then tflite-runtime; onnxruntime for .onnx)")
-    p.add_argument("--threads", type=int, metavar="N", help="interpreter threads (default: backend's)")
+    add_model_args(p)
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="interpreters classifying uploads at the same time (default 1; each holds "
                         "the model and one decoded upload in memory)")
