@@ -6,9 +6,16 @@ body is fed chunk by chunk to python-multipart's streaming parser (the parser St
 uses) and reading stops as soon as the file part passes ``max_bytes``: a declared
 ``Content-Length`` over the limit is refused before a byte is read. The file is kept in memory
 only; nothing touches the disk.
+
+Time is bounded too (``Timeouts``): a body that pauses longer than ``idle`` seconds between two
+chunks, or is not complete ``body`` seconds after the handler started reading it, is answered
+408 and the connection closed, so a client that trickles a byte a second, or stops, does not
+hold a connection (and its buffer) for ever. uvicorn bounds the request head's size but has no
+such timeout for bodies.
 """
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 try:  # python-multipart >= 0.0.13
@@ -25,13 +32,37 @@ FRAMING_BYTES = 64 * 1024
 DRAIN_BYTES = 8 * 1024 * 1024
 
 
-class UploadError(Exception):
-    """An upload that cannot be accepted; ``status`` is the HTTP status to answer with."""
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a client may take to send a request (seconds).
 
-    def __init__(self, status: int, message: str):
+    Parameters
+    ----------
+    header : the request line and headers, from the connection's first byte of that request
+        (enforced by the server's protocol, ``cli.py``).
+    idle : the longest pause between two chunks of a body.
+    body : the whole body of an upload, from when the handler starts reading it.
+    """
+
+    header: float = 10.0
+    idle: float = 10.0
+    body: float = 120.0
+
+    def __post_init__(self) -> None:
+        if min(self.header, self.idle, self.body) <= 0:
+            raise ValueError("timeouts must be positive")
+
+
+class UploadError(Exception):
+    """An upload that cannot be accepted; ``status`` is the HTTP status to answer with, and
+    ``close`` says the connection is to be closed with the answer (a client too slow to wait for,
+    or gone)."""
+
+    def __init__(self, status: int, message: str, close: bool = False):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.close = close
 
 
 @dataclass(frozen=True)
@@ -101,13 +132,49 @@ class _FilePartCollector:
             self._wanted = False
 
 
-async def read_upload(request, field: str = "file", max_bytes: int = 50_000_000) -> Upload:
+class _Clock:
+    """The deadlines of one body: ``chunks`` waits for each chunk within both of them."""
+
+    def __init__(self, receive, timeouts: Timeouts):
+        self._receive, self.timeouts = receive, timeouts
+        self._loop = asyncio.get_running_loop()
+        self._deadline = self._loop.time() + timeouts.body
+        self.done = False
+
+    async def chunks(self):
+        """The body's chunks as they arrive; UploadError 408 when one is late."""
+        while not self.done:
+            remaining = self._deadline - self._loop.time()
+            wait = min(self.timeouts.idle, remaining)
+            try:
+                if wait <= 0:
+                    raise asyncio.TimeoutError
+                message = await asyncio.wait_for(self._receive(), wait)
+            except asyncio.TimeoutError:
+                if wait < self.timeouts.idle:
+                    raise UploadError(408, f"the upload took longer than {self.timeouts.body:g} s: "
+                                           "try again on a faster connection", close=True) from None
+                raise UploadError(408, f"the upload stalled: nothing arrived for "
+                                       f"{self.timeouts.idle:g} s", close=True) from None
+            if message["type"] == "http.disconnect":
+                raise UploadError(400, "the client closed the connection before the upload "
+                                       "was complete", close=True)
+            self.done = not message.get("more_body", False)
+            body = message.get("body", b"")
+            if body:
+                yield body
+
+
+async def read_upload(request, field: str = "file", max_bytes: int = 50_000_000,
+                      timeouts: Timeouts | None = None) -> Upload:
     """The file sent as form field ``field`` of a multipart/form-data ``request``.
 
     Raises UploadError: 413 when the body (declared or received) passes ``max_bytes`` plus
     framing (the file part is never held beyond ``max_bytes``), 400 when the request is not
-    multipart or has no such field.
+    multipart or has no such field, 408 (close) when the body pauses longer than
+    ``timeouts.idle`` or takes longer than ``timeouts.body``.
     """
+    timeouts = timeouts or Timeouts()
     content_type, options = parse_options_header(request.headers.get("content-type"))
     if content_type != b"multipart/form-data" or not options.get(b"boundary"):
         raise UploadError(400, f"send the audio file as multipart/form-data in a field named '{field}'")
@@ -115,10 +182,11 @@ async def read_upload(request, field: str = "file", max_bytes: int = 50_000_000)
     declared = request.headers.get("content-length")
     declared = int(declared) if declared is not None and declared.isdigit() else None
     if declared is not None and declared > body_limit + DRAIN_BYTES:
-        raise too_large(max_bytes)  # not worth reading: the connection is closed unread
+        raise too_large(max_bytes)  # not worth reading
     collector = _FilePartCollector(field, max_bytes)
     parser = MultipartParser(options[b"boundary"], collector.callbacks())
-    stream = request.stream()
+    clock = _Clock(request.receive, timeouts)
+    stream = clock.chunks()
     received = 0
     try:
         async for chunk in stream:
@@ -127,16 +195,24 @@ async def read_upload(request, field: str = "file", max_bytes: int = 50_000_000)
                 raise too_large(max_bytes)
             parser.write(chunk)
         parser.finalize()
-    except UploadError:
-        # Discard (never keep) what is still coming, up to DRAIN_BYTES, then answer.
-        async for chunk in stream:
-            received += len(chunk)
-            if received > body_limit + DRAIN_BYTES:
-                break
+    except UploadError as refused:
+        if not (refused.close or clock.done):
+            # Discard (never keep) what is still coming, up to DRAIN_BYTES and within the same
+            # deadlines, then answer. What is left after that the server discards after the
+            # answer, for at most Timeouts.header seconds (cli.py's protocol).
+            try:
+                async for chunk in stream:
+                    received += len(chunk)
+                    if received > body_limit + DRAIN_BYTES:
+                        break
+            except UploadError:
+                pass
         raise
     except Exception as exc:  # python-multipart's errors for malformed bodies
         if collector.found is None:
             raise UploadError(400, f"malformed multipart body ({exc})") from None
+    finally:
+        await stream.aclose()
     if collector.found is None:
         raise UploadError(400, f"no file in the form field '{field}'")
     return collector.found

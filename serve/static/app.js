@@ -17,21 +17,31 @@ const percent = (p) => `${(100 * p).toFixed(1)}%`;
 // ------------------------------------------------------------------ model info
 
 async function loadModel() {
+  let response;
   try {
-    const response = await fetch("/api/model");
-    const model = await response.json();
-    labels = model.labels || [];
-    maxUploadBytes = model.limits.max_upload_bytes;
-    const mb = maxUploadBytes / 1e6;
-    $("limits").textContent = `WAV, AU, FLAC or OGG · up to ${+mb.toPrecision(3)} MB and ` +
-      `${Math.round(model.limits.max_seconds / 60 * 10) / 10} min`;
-    $("model").textContent = `Model ${model.file} (${model.preset}, ${model.quantization}) on ` +
-      `${model.backend} · ${model.window_seconds} s windows every ${model.hop_seconds} s · ` +
-      `edge-genre ${model.version}`;
-    if (!model.live) $("live-status").textContent = "Live mode is off on this server (--no-mic).";
+    response = await fetch("/api/model");
   } catch (err) {
     $("model").textContent = "Cannot reach the server.";
+    return;
   }
+  let model = {};
+  try {
+    model = await response.json();
+  } catch (err) { /* not JSON: the status says it */ }
+  if (!response.ok) { // e.g. 401: this server needs its token
+    $("model").textContent = "The server refused this page.";
+    showError(model.error || `the server answered ${response.status} ${response.statusText}`);
+    return;
+  }
+  labels = model.labels || [];
+  maxUploadBytes = model.limits.max_upload_bytes;
+  const mb = maxUploadBytes / 1e6;
+  $("limits").textContent = `WAV, AU, FLAC or OGG · up to ${+mb.toPrecision(3)} MB and ` +
+    `${Math.round(model.limits.max_seconds / 60 * 10) / 10} min`;
+  $("model").textContent = `Model ${model.file} (${model.preset}, ${model.quantization}) on ` +
+    `${model.backend} · ${model.window_seconds} s windows every ${model.hop_seconds} s · ` +
+    `edge-genre ${model.version}`;
+  if (!model.live) $("live-status").textContent = "Live mode is off on this server (--no-mic).";
 }
 
 // ------------------------------------------------------------------ shared views
@@ -204,6 +214,8 @@ function startLive() {
       stopLive("");
     } else if (source && source.readyState === EventSource.CONNECTING) {
       $("live-status").textContent = "Connection lost, reconnecting…";
+    } else if (source && source.readyState === EventSource.CLOSED) { // refused (e.g. no token)
+      stopLive("The server refused the live stream: open the address that edge-genre serve printed.");
     }
   });
 }

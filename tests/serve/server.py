@@ -29,7 +29,7 @@ import pytest
 from tests.edge.modelfiles import default_model  # noqa: F401 (fixture)
 
 START_TIMEOUT = 90.0
-URL_LINE = re.compile(r"edge-genre serve: (http://\S+/)")
+URL_LINE = re.compile(r"edge-genre serve: (http://\S+/)(?:\?token=(\S+))?")
 
 
 @dataclass
@@ -37,6 +37,8 @@ class Server:
     process: subprocess.Popen
     url: str
     log_path: Path
+    #: The access token the server printed (servers off loopback), else None.
+    token: str | None = None
 
     @property
     def port(self) -> int:
@@ -70,10 +72,10 @@ def start_server(model: Path, log_path: Path, *args: str, env: dict | None = Non
             raise RuntimeError(f"serve exited with {process.returncode}:\n{log_path.read_text()}")
         found = URL_LINE.search(log_path.read_text(errors="replace"))
         if found:
-            url = found.group(1)
+            url, token = found.group(1), found.group(2)
             try:
-                get_json(url + "api/model", timeout=5)
-                return Server(process, url, log_path)
+                get_json(url + "api/model", timeout=5, token=token)
+                return Server(process, url, log_path, token)
             except (urllib.error.URLError, ConnectionError):
                 pass
         time.sleep(0.2)
@@ -92,8 +94,10 @@ def server(default_model, tmp_path_factory):
 # ----------------------------------------------------------------------------- HTTP client
 
 
-def get_json(url: str, timeout: float = 30) -> dict:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+def get_json(url: str, timeout: float = 30, token: str | None = None) -> dict:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                timeout=timeout) as response:
         return json.loads(response.read())
 
 
@@ -112,11 +116,11 @@ def multipart(fields: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
 
 
 def post_file(url: str, filename: str, data: bytes, field: str = "file",
-              timeout: float = 120) -> tuple[int, dict]:
-    """POST one file to ``url``; (status, JSON body) whatever the status."""
+              timeout: float = 120, headers: dict | None = None) -> tuple[int, dict]:
+    """POST one file to ``url``, with extra ``headers``; (status, JSON body) whatever the status."""
     body, content_type = multipart({field: (filename, data)})
     request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": content_type})
+                                     headers={**(headers or {}), "Content-Type": content_type})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read())

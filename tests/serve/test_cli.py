@@ -21,7 +21,8 @@ def test_help_lists_the_options():
 def test_other_host_than_loopback_is_warned_about(default_model, tmp_path):
     srv = start_server(default_model, tmp_path / "serve.log", "--host", "0.0.0.0", "--no-mic")
     try:
-        assert get_json(f"http://127.0.0.1:{srv.port}/api/model")["labels"]
+        assert srv.token  # off loopback the API needs the token printed at start
+        assert get_json(f"http://127.0.0.1:{srv.port}/api/model", token=srv.token)["labels"]
     finally:
         assert srv.stop() == 0
     assert "WARNING: serving on 0.0.0.0, reachable from other machines" in srv.log()

@@ -1,0 +1,79 @@
+"""A long upload does not leave the server holding its memory.
+
+A real ``edge-genre serve`` on loopback classifies a 10-minute WAV (a real GTZAN excerpt tiled,
+within --max-seconds and --max-upload-mb); afterwards its resident set must come back near where
+it was before. It once stayed about 1.4 GB up: the interpreter was resized to one batch of every
+window of the track (about 300 for 10 minutes) and kept the tensors of that batch.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from tests.conftest import gtzan_file
+from tests.serve.server import default_model, post_file, start_server, wav_bytes  # noqa: F401
+
+#: How far above its baseline the server may stay after the long upload.
+MARGIN_MB = 150
+#: How long the resident set may take to come down after the answer has arrived.
+SETTLE_SECONDS = 10.0
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def long_wav(seconds: float) -> bytes:
+    """``seconds`` of real music: a GTZAN excerpt repeated, as 16-bit mono WAV bytes."""
+    from edge_genre.edge.audio import read, to_mono
+
+    audio = read(gtzan_file("jazz.00002"))
+    y = to_mono(audio.samples)
+    n = int(seconds * audio.sample_rate)
+    return wav_bytes(np.tile(y, -(-n // len(y)))[:n], audio.sample_rate)
+
+
+def settled_rss(pid: int, below: float) -> float:
+    """The process's RSS once it is under ``below`` MB, or after SETTLE_SECONDS (the last value)."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        now = rss_mb(pid)
+        if now <= below or time.monotonic() > deadline:
+            return now
+        time.sleep(0.1)  # polling a condition with a deadline, not synchronising
+
+
+@pytest.mark.slow
+def test_memory_returns_to_baseline_after_a_ten_minute_upload(default_model, tmp_path):
+    data = long_wav(590.0)  # 26 MB, under the limits below
+    srv = start_server(default_model, tmp_path / "serve.log", "--no-mic",
+                       "--max-seconds", "600", "--max-upload-mb", "50")
+    try:
+        # Baseline: a served 30 s excerpt first, so that what every request allocates once
+        # (thread pool, interpreter at a normal batch, imports) is in it.
+        excerpt = gtzan_file("metal.00002")
+        status, body = post_file(srv.url + "api/classify", excerpt.name, excerpt.read_bytes())
+        assert status == 200, body
+        baseline = rss_mb(srv.process.pid)
+        for attempt in range(2):  # a second one shows nothing accumulates either
+            status, body = post_file(srv.url + "api/classify", "ten-minutes.wav", data, timeout=300)
+            assert status == 200, body
+            assert body["duration"] == pytest.approx(590.0, abs=0.1)
+            assert len(body["windows"]) == 294
+            after = settled_rss(srv.process.pid, below=baseline + MARGIN_MB)
+            print(f"RSS baseline {baseline:.0f} MB, after 10-minute upload #{attempt + 1}: "
+                  f"{after:.0f} MB")
+            assert after <= baseline + MARGIN_MB, (
+                f"the server kept {after - baseline:.0f} MB after the upload "
+                f"(baseline {baseline:.0f} MB, now {after:.0f} MB)")
+        # And it still classifies.
+        status, body = post_file(srv.url + "api/classify", excerpt.name, excerpt.read_bytes())
+        assert status == 200, body
+    finally:
+        srv.stop()
