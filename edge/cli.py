@@ -2,7 +2,9 @@
 
 Exit codes: 0 when every file was classified; 1 when ``predict`` could not classify at least one
 file (each is reported as one line and the rest go on); 2 for a usage, model, backend or device
-error (one line); 130 on Ctrl-C outside ``listen`` (which exits 0 on Ctrl-C: stopping is normal).
+error (one line); 3 when ``listen`` lost its capture device and it did not come back within
+``--reconnect-timeout``; 130 on Ctrl-C outside ``listen`` (which exits 0 on Ctrl-C: stopping is
+normal).
 """
 from __future__ import annotations
 
@@ -64,7 +66,14 @@ def register(sub) -> None:
     p = sub.add_parser(
         "listen", help="classify a microphone live",
         description="Classify live audio from a capture device: every hop, the last window. "
-                    "The device is opened at its default rate and resampled to the model's.")
+                    "The device is opened at its default rate and resampled to the model's. "
+                    "A device that stops delivering audio (unplugged, sound server restarted) "
+                    "is reported on stderr (with --json also as a line {\"event\": "
+                    "\"device_lost\", ...}) and reopened with backoff (0.5 s doubling to 5 s); "
+                    "when it is back, listening resumes ({\"event\": \"device_restored\"}).",
+        epilog="Exit status: 0 stopped by Ctrl-C or after --seconds; 2 a usage, model or device "
+               "error at the start; 3 the device was lost and did not come back within "
+               "--reconnect-timeout.")
     p.add_argument("--device", metavar="NAME|INDEX",
                    help="capture device (index or name fragment; default: the system's default)")
     add_model_args(p)
@@ -78,6 +87,9 @@ def register(sub) -> None:
     p.add_argument("--list-devices", action="store_true", help="list capture devices and exit")
     p.add_argument("--seconds", type=positive_float, metavar="N",
                    help="stop after N seconds of audio (default: run until Ctrl-C)")
+    p.add_argument("--reconnect-timeout", type=positive_float, default=60.0, metavar="S",
+                   help="give up (exit 3) when a lost device is not back after S seconds "
+                        "(default 60)")
     p.set_defaults(func=run_listen)
 
 
@@ -159,48 +171,76 @@ def run_listen(args) -> int:
         return 0
     from edge_genre.edge.classifier import Classifier
 
-    microphone = mic.Microphone(args.device)  # device problems first: they need no model
+    # Device problems first: they need no model.
+    microphone = mic.LiveMicrophone(args.device, reconnect_timeout=args.reconnect_timeout)
     clf = Classifier(args.model, backend=args.backend, threads=args.threads,
                      hop_seconds=args.hop, smoothing=args.smoothing,
                      silence_dbfs=args.silence_dbfs)
+    mic.single_thread_blas()  # small products per hop: worker threads would only spin
+    microphone.stall_seconds = 2 * clf.hop_seconds  # no audio for two hops: the device is lost
     view = None if args.json else views.LiveView()
-    received = 0
+    received = 0  # device samples, over every reopening
+    seconds = 0.0  # seconds of audio, over every reopening (the rate may change)
     reported_overflows = 0
+    gave_up = None
     with microphone:
         rate = microphone.sample_rate
-        source = (f"{microphone.device.name} @ {rate} Hz -> {clf.sample_rate} Hz, "
-                  f"window {clf.window_seconds:g} s, hop {clf.hop_seconds:g} s")
+        feeder = mic.WindowFeeder(clf, rate)
+
+        def source_text() -> str:
+            return (f"{microphone.device.name} @ {rate} Hz -> {clf.sample_rate} Hz, "
+                    f"window {clf.window_seconds:g} s, hop {clf.hop_seconds:g} s")
+
+        def emit(decisions) -> None:
+            for d in decisions:
+                if args.json:
+                    print(views.json_line({**d.to_dict(), "device_rate": rate,
+                                           "overflows": microphone.overflows,
+                                           "time": round(time.time(), 3)}), flush=True)
+                else:
+                    view.show(d, source_text(), microphone.overflows)
+
         print(f"edge-genre listen: device {microphone.device.index} ({microphone.device.name}) "
               f"opened at {rate} Hz, {microphone.channels} ch; model {clf.runner.path.name} "
               f"({clf.runner.backend})", file=sys.stderr, flush=True)
         if view:
-            view.waiting(source)
-        # Wall-clock guard for --seconds: a device that delivers nothing must not hang a script.
-        deadline = time.monotonic() + args.seconds + 10.0 if args.seconds else None
+            view.waiting(source_text())
         try:
             while True:
-                block = microphone.read(timeout=0.5)
-                if block is not None:
-                    received += len(block)
-                    for d in clf.push(block, rate):
-                        if args.json:
-                            print(views.json_line({**d.to_dict(), "device_rate": rate,
-                                                   "overflows": microphone.overflows,
-                                                   "time": round(time.time(), 3)}), flush=True)
-                        else:
-                            view.show(d, source, microphone.overflows)
+                item = microphone.read(timeout=1.0)
+                if item is None:
+                    continue
+                if isinstance(item, mic.DeviceEvent):
+                    print(f"edge-genre listen: {item.message}", file=sys.stderr, flush=True)
+                    if args.json:
+                        print(views.json_line({**item.to_dict(), "time": round(time.time(), 3)}),
+                              flush=True)
+                    elif view.redraw:
+                        view._drawn = 0  # the message went below the screen: draw a new one
+                    if item.event == "device_restored":
+                        rate = microphone.sample_rate
+                        feeder.restart(rate)  # a fresh stream: no window spans the gap
+                    elif item.event == "device_gave_up":
+                        gave_up = item
+                        break
+                    continue
+                received += len(item)
+                seconds += len(item) / rate
+                emit(feeder.add(item))
                 if microphone.overflows > reported_overflows:
                     log.warning("input overflow: %d block(s) lost so far (the machine is busy)",
                                 microphone.overflows)
                     reported_overflows = microphone.overflows
-                if args.seconds and (received >= args.seconds * rate
-                                     or time.monotonic() > deadline):
+                if args.seconds and seconds >= args.seconds - 1e-9:
+                    emit(feeder.flush())
                     break
         except KeyboardInterrupt:
             pass
-    print(f"edge-genre listen: stopped after {received / max(rate, 1):.1f} s of audio, "
+    print(f"edge-genre listen: stopped after {seconds:.1f} s of audio, "
           f"{microphone.overflows} overflow(s)", file=sys.stderr, flush=True)
-    if args.seconds and received == 0:
-        print("edge-genre listen: error: the device delivered no audio", file=sys.stderr)
-        return 2
+    if gave_up is not None:
+        print(f"edge-genre listen: error: {gave_up.message}"
+              + ("; it never delivered audio" if received == 0 else ""),
+              file=sys.stderr, flush=True)
+        return mic.DeviceLost.exit_code
     return 0

@@ -6,9 +6,16 @@ the thread closes the device when the last one leaves. A device that cannot be o
 microphone, no PortAudio, a busy device) ends every subscriber's stream with one ``error`` event
 that says why, instead of a broken connection.
 
+A device that goes away mid-stream (USB microphone pulled, sound server restarted) is noticed
+(its stream ended, or no audio for two hops) and reopened with backoff by
+``edge.mic.LiveMicrophone``; the pages are told, and told again when it is back. When it does not
+come back within ``reconnect_timeout`` the streams end with an ``error`` event.
+
 Events (``event:`` name, ``data:`` JSON):
 ``status`` {"state": "listening", device, device_rate, model, window_seconds, hop_seconds} once
-the device is open, {"state": "waiting", message} while it delivers nothing;
+the device is open (again, with "restored": true, after an outage);
+{"state": "device_lost", message, device, seconds, ...} when the device stopped delivering
+audio and is being reopened (the page shows ``message``);
 ``decision`` one per hop (``service.live_dict``) plus ``overflows``;
 ``error`` {"error": message}, after which the stream ends.
 """
@@ -36,7 +43,8 @@ class LiveSettings:
     device : capture device index or name fragment; None for the system default.
     hop_seconds, smoothing, silence_dbfs : as for ``edge-genre listen``.
     heartbeat_seconds : a comment line is sent this often so proxies and clients keep the stream.
-    quiet_seconds : a "waiting" status is sent when the device delivers nothing this long.
+    stall_seconds : no audio for this long means the device is lost (None: two hops).
+    reconnect_timeout : a lost device not back after this many seconds ends the streams.
     """
 
     enabled: bool = True
@@ -45,7 +53,8 @@ class LiveSettings:
     smoothing: int = 3
     silence_dbfs: float = -60.0
     heartbeat_seconds: float = 15.0
-    quiet_seconds: float = 5.0
+    stall_seconds: float | None = None
+    reconnect_timeout: float = 60.0
 
 
 def sse(event: str, data: dict) -> str:
@@ -91,6 +100,13 @@ class LiveHub:
         self._stop = threading.Event()
         self._classifier = None
         self._closed = False
+        if self.settings.enabled:
+            # As in `listen`: the live path's small products per hop would each leave OpenBLAS
+            # worker threads spinning (a few % of a core while a page listens). Set here, at
+            # start-up, while no other thread is inside numpy; uploads' products are as small.
+            from edge_genre.edge.mic import single_thread_blas
+
+            single_thread_blas()
 
     # ------------------------------------------------------------------ subscription
 
@@ -178,36 +194,50 @@ class LiveHub:
         return self._classifier
 
     def _capture(self, stop: threading.Event) -> None:
-        from edge_genre.edge.mic import Microphone
+        from edge_genre.edge.mic import DeviceEvent, LiveMicrophone, WindowFeeder
         from edge_genre.errors import EdgeGenreError
 
         from edge_genre.serve.service import live_dict
 
         try:
-            microphone = Microphone(self.settings.device)
+            s = self.settings
+            microphone = LiveMicrophone(s.device, reconnect_timeout=s.reconnect_timeout, stop=stop)
             clf = self._load_classifier()
+            microphone.stall_seconds = s.stall_seconds or 2 * clf.hop_seconds
             with microphone:
                 rate = microphone.sample_rate
                 log.info("live: device %d (%s) open at %d Hz", microphone.device.index,
                          microphone.device.name, rate)
-                self._broadcast(sse("status", {
-                    "state": "listening", "device": microphone.device.name, "device_rate": rate,
-                    "model": clf.runner.path.name,
-                    "window_seconds": round(clf.window_seconds, 3),
-                    "hop_seconds": round(clf.hop_seconds, 3)}))
-                quiet, told = 0.0, False
+
+                def listening(**extra) -> str:
+                    return sse("status", {
+                        "state": "listening", "device": microphone.device.name,
+                        "device_rate": microphone.sample_rate, "model": clf.runner.path.name,
+                        "window_seconds": round(clf.window_seconds, 3),
+                        "hop_seconds": round(clf.hop_seconds, 3), **extra})
+
+                self._broadcast(listening())
+                feeder = WindowFeeder(clf, rate)
                 while not stop.is_set():
-                    block = microphone.read(timeout=0.5)
-                    if block is None:
-                        quiet += 0.5
-                        if quiet >= self.settings.quiet_seconds and not told:
-                            told = True
-                            self._broadcast(sse("status", {
-                                "state": "waiting",
-                                "message": f"the microphone has delivered no audio for {quiet:g} s"}))
+                    item = microphone.read(timeout=0.5)
+                    if item is None:
                         continue
-                    quiet, told = 0.0, False
-                    for d in clf.push(block, rate):
+                    if isinstance(item, DeviceEvent):
+                        if item.event == "device_lost":
+                            log.warning("live: %s", item.message)
+                            self._broadcast(sse("status", {"state": "device_lost",
+                                                           **item.to_dict()}))
+                        elif item.event == "device_restored":
+                            log.info("live: %s", item.message)
+                            rate = microphone.sample_rate
+                            feeder.restart(rate)  # a fresh stream: no window spans the gap
+                            self._broadcast(listening(restored=True, message=item.message))
+                        else:  # gave up: the streams end with the reason
+                            log.warning("live: %s", item.message)
+                            self._broadcast(sse("error", {"error": item.message}))
+                            break
+                        continue
+                    for d in feeder.add(item):
                         self._broadcast(sse("decision", {**live_dict(d),
                                                          "overflows": microphone.overflows}))
         except EdgeGenreError as exc:  # no device, no PortAudio, a model that will not load

@@ -8,10 +8,14 @@ Test modules import the fixtures (not a conftest.py, which would shadow tests/co
 """
 from __future__ import annotations
 
+import json
 import os
+import queue
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +44,105 @@ class VirtualMic:
         return subprocess.run([sys.executable, "-m", "edge_genre", "listen", "--device",
                                self.device, *map(str, args)], env=self.env, capture_output=True,
                               text=True, timeout=timeout)
+
+    def start_listen(self, *args) -> "Listening":
+        """``listen --json`` in the background (SIGINT at its default, as from a terminal)."""
+        return Listening(subprocess.Popen(
+            [sys.executable, "-m", "edge_genre", "listen", "--device", self.device, "--json",
+             *map(str, args)], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)))
+
+    def pactl(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["pactl", *args], env=self.env, capture_output=True, text=True,
+                              timeout=30)
+
+    def unplug(self) -> None:
+        """Take the microphone away, as a pulled USB microphone: unload the null sink (its
+        monitor, the source listen records, goes with it; PulseAudio ends the streams on it)."""
+        done = self.pactl("unload-module", "module-null-sink")
+        assert done.returncode == 0, done.stderr
+        assert f"{SINK}.monitor" not in self.pactl("list", "short", "sources").stdout
+
+    def plug(self) -> None:
+        """Bring it back: load the null sink again and make its monitor the default source."""
+        if f"{SINK}.monitor" not in self.pactl("list", "short", "sources").stdout:
+            done = self.pactl("load-module", "module-null-sink", f"sink_name={SINK}",
+                              f"rate={SINK_RATE}")
+            assert done.returncode == 0, done.stderr
+        done = self.pactl("set-default-source", f"{SINK}.monitor")
+        assert done.returncode == 0, done.stderr
+
+
+class Listening:
+    """A running ``listen --json``: its stdout lines as parsed JSON, arriving on a queue, and its
+    stderr collected, each read by a thread (so neither pipe can fill up and block it)."""
+
+    def __init__(self, process: subprocess.Popen):
+        self.process = process
+        self.lines: queue.Queue = queue.Queue()
+        self.seen: list[dict] = []
+        self._stderr: list[str] = []
+        self._readers = [threading.Thread(target=self._read_stdout, daemon=True),
+                         threading.Thread(target=self._read_stderr, daemon=True)]
+        for t in self._readers:
+            t.start()
+
+    def _read_stdout(self) -> None:
+        for line in self.process.stdout:
+            if line.strip():
+                self.lines.put(json.loads(line))
+        self.lines.put(None)  # end of output
+
+    def _read_stderr(self) -> None:
+        for line in self.process.stderr:
+            self._stderr.append(line)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self._stderr)
+
+    def next_line(self, match, timeout: float) -> dict:
+        """The next stdout object for which ``match(obj)`` is true, waiting at most ``timeout`` s
+        in all; AssertionError (with stderr) when it does not come or the process ends first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                obj = self.lines.get(timeout=max(0.0, left))
+            except queue.Empty:
+                raise AssertionError(f"no matching line within {timeout:g} s; stderr:\n"
+                                     + self.stderr) from None
+            if obj is None:
+                self.lines.put(None)
+                self.process.wait(timeout=30)
+                raise AssertionError(f"listen ended (exit {self.process.returncode}) before a "
+                                     f"matching line; stderr:\n{self.stderr}")
+            self.seen.append(obj)
+            if match(obj):
+                return obj
+
+    def stop(self, timeout: float = 30) -> int:
+        """Ctrl-C; the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        return self.wait(timeout)
+
+    def wait(self, timeout: float) -> int:
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"listen did not end within {timeout:g} s; stderr:\n"
+                                 + self.stderr) from None
+        for t in self._readers:
+            t.join(10)
+        return self.process.returncode
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
 
 @pytest.fixture(scope="session")
@@ -90,6 +193,14 @@ def virtual_mic(tmp_path_factory) -> VirtualMic:
             except subprocess.TimeoutExpired:
                 server.kill()
         log.close()
+
+
+@pytest.fixture
+def replug(virtual_mic) -> VirtualMic:
+    """The virtual microphone for a test that unplugs it: plugged back in afterwards, whatever
+    happened, so the session's other tests still have it."""
+    yield virtual_mic
+    virtual_mic.plug()
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import gtzan_file
-from tests.live.pulse import virtual_mic  # noqa: F401 (fixture)
+from tests.live.pulse import replug, virtual_mic  # noqa: F401 (fixtures)
 from tests.serve.server import default_model, get_json, post_file, server, sse_events, start_server  # noqa: F401
 
 
@@ -96,3 +96,77 @@ def test_live_decisions_from_a_virtual_microphone(virtual_mic, default_model, tm
         if player is not None:
             player.kill()
         srv.stop()
+
+
+class EventStream:
+    """Server-sent events read by a thread as they come: ``next(match, timeout)``."""
+
+    def __init__(self, url: str):
+        import queue
+
+        self.events: queue.Queue = queue.Queue()
+        self.response = urllib.request.urlopen(url, timeout=120)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        import json
+
+        event, data = "message", []
+        try:
+            for raw in self.response:
+                line = raw.decode().rstrip("\r\n")
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].strip())
+                elif not line and data:
+                    self.events.put((event, json.loads("\n".join(data))))
+                    event, data = "message", []
+        except Exception:  # the connection closed under the reader (close(), server stopped)
+            pass
+        self.events.put(None)
+
+    def next(self, match, timeout: float) -> tuple[str, dict]:
+        import queue
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                item = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no matching event within {timeout:g} s") from None
+            assert item is not None, "the stream ended"
+            if match(*item):
+                return item
+
+    def close(self) -> None:
+        self.response.close()
+
+
+@pytest.mark.slow
+@pytest.mark.live
+def test_live_tells_the_page_when_the_microphone_goes_and_comes_back(replug, default_model,
+                                                                      tmp_path):
+    mic = replug
+    srv = start_server(default_model, tmp_path / "serve.log", "--device", mic.device, env=mic.env)
+    stream = None
+    try:
+        stream = EventStream(srv.url + "api/live")
+        stream.next(lambda kind, data: kind == "decision", 90)
+        mic.unplug()
+        kind, lost = stream.next(lambda kind, data: kind != "decision", 10)
+        assert kind == "status" and lost["state"] == "device_lost", (kind, lost)
+        assert "lost the capture device" in lost["message"]  # what the page shows
+        time.sleep(2.0)  # the outage (a scenario duration): at least one reopening fails
+        mic.plug()
+        kind, back = stream.next(lambda kind, data: kind != "decision", 20)
+        assert kind == "status" and back["state"] == "listening" and back["restored"], (kind, back)
+        assert back["device"] == mic.device and back["device_rate"] in (44100, 48000)
+        _, after = stream.next(lambda kind, data: kind == "decision", 20)
+        assert after["window"] >= 1
+        assert "live: lost the capture device" in srv.log()
+    finally:
+        if stream is not None:
+            stream.close()
+        assert srv.stop() == 0
