@@ -17,15 +17,28 @@ read block by block rather than into an array sized by the header.
 Samples outside [-1, 1] (float files can hold any value, 1e30 or inf) are clipped to it and
 NaN/inf become 0, with one warning per file on the ``edge_genre`` logger (stderr in the CLI):
 such a file is classified, not refused, but the user hears that something was wrong with it.
+
+Long files: ``open_stream(path)`` reads a file block by block (``AudioStream``: float32 mono
+blocks, the file's rate) without holding it in memory: WAV and .au through the same header
+parsers as ``decode`` (the samples' byte range is located once, then read ``block_frames`` at a
+time), other formats through ``soundfile``'s block reading on the open file (compressed audio is
+decoded a block at a time). The blocks, concatenated, are exactly ``to_mono(read(path).samples)``,
+and a file that ``decode`` refuses is refused with the same message. ``Classifier.classify_file``
+reads this way, so its memory does not follow the file's length.
 """
 from __future__ import annotations
 
 import errno
 import io
 import logging
+import os
 import re
+import stat
 import struct
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +56,10 @@ SILENCE_PEAK = 3e-5
 MAX_CHANNELS = 1024
 #: Frames read at once from formats decoded through soundfile.
 _SF_BLOCK = 1 << 16
+#: Frames per block that ``open_stream`` yields by default (about 3 s at 22.05 kHz).
+BLOCK_FRAMES = 1 << 16
+#: Most bytes of samples ``open_stream`` reads at once, whatever the frame size.
+_BLOCK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -113,43 +130,89 @@ def _codes_to_frames(raw, channels: int, mu_law: bool) -> np.ndarray:
     return (_MU_LAW if mu_law else _A_LAW)[codes].reshape(-1, channels)
 
 
-def _read_wav(data: bytes) -> Audio:
-    if len(data) < 12 or data[:4] not in (b"RIFF", b"RIFX") or data[8:12] != b"WAVE":
+@dataclass(frozen=True)
+class _Layout:
+    """Where a WAV or .au file's samples lie and how to decode them.
+
+    ``offset``/``length``: the byte range of the samples actually present (a size in the header
+    is clamped to the file); ``convert`` turns whole frames of those bytes into (frames,
+    channels) float32 (a partial last frame is dropped)."""
+
+    rate: int
+    channels: int
+    offset: int
+    length: int
+    frame_bytes: int
+    convert: Callable
+
+
+def _bytes_reader(data) -> Callable[[int, int], bytes]:
+    view = memoryview(data)
+    return lambda pos, n: bytes(view[pos:pos + n])
+
+
+def _pcm_layout(rate, channels, offset, length, bits, big_endian, signed=True, is_float=False):
+    convert = partial(_pcm_to_float, bits=bits, channels=channels, big_endian=big_endian,
+                      signed=signed, is_float=is_float)
+    convert(b"")  # the bit depth and channel count are checked before any sample is read
+    return _Layout(int(rate), channels, offset, length, channels * (bits // 8), convert)
+
+
+def _codes_layout(rate, channels, offset, length, mu_law):
+    convert = partial(_codes_to_frames, channels=channels, mu_law=mu_law)
+    convert(b"")
+    return _Layout(int(rate), channels, offset, length, channels, convert)
+
+
+def _wav_layout(read: Callable[[int, int], bytes], size: int) -> _Layout:
+    """Parse a RIFF/WAVE header through ``read(pos, n)`` (bytes, shorter at the end of a file of
+    ``size`` bytes): only the chunk headers and the format chunk are read."""
+    head = read(0, 12)
+    if size < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
         raise ValueError("not a RIFF/WAVE file")
-    big = data[:4] == b"RIFX"
+    big = head[:4] == b"RIFX"
     e = ">" if big else "<"
-    view = memoryview(data)  # chunk bodies as views: a claimed size never copies or allocates
-    pos, fmt, payload = 12, None, None
-    while pos + 8 <= len(data):
-        cid = bytes(view[pos:pos + 4])
-        size = struct.unpack(e + "I", view[pos + 4:pos + 8])[0]
-        body = view[pos + 8:pos + 8 + size]
+    # Chunk bodies are never read whole: a claimed size never copies or allocates.
+    pos, fmt, fmt_len, payload = 12, None, 0, None
+    while pos + 8 <= size:
+        header = read(pos, 8)
+        cid = header[:4]
+        chunk = struct.unpack(e + "I", header[4:8])[0]
+        present = min(chunk, size - pos - 8)  # a truncated file keeps what is there
         if cid == b"fmt ":
-            fmt = body
+            fmt, fmt_len = read(pos + 8, min(present, 64)), present
         elif cid == b"data":
-            payload = body  # a truncated file keeps what is there
+            payload = (pos + 8, present)
             break
-        pos += 8 + size + (size & 1)
-    if fmt is None or len(fmt) < 16:
+        pos += 8 + chunk + (chunk & 1)
+    if fmt is None or fmt_len < 16:
         raise ValueError("WAV file has no format chunk")
     if payload is None:
         raise ValueError("WAV file has no data chunk")
     tag, channels, rate, _, _, bits = struct.unpack(e + "HHIIHH", fmt[:16])
-    fmt = bytes(fmt)
-    if tag == 0xFFFE and len(fmt) >= 26:  # WAVE_FORMAT_EXTENSIBLE: the real tag is in the GUID
+    if tag == 0xFFFE and fmt_len >= 26:  # WAVE_FORMAT_EXTENSIBLE: the real tag is in the GUID
         tag = struct.unpack(e + "H", fmt[24:26])[0]
     if channels < 1 or rate < 1:
         raise ValueError("WAV header has no channels or no sample rate")
     _check_rate(rate)
+    offset, length = payload
     if tag == 1:
-        samples = _pcm_to_float(payload, bits, channels, big, signed=bits > 8)
-    elif tag == 3:
-        samples = _pcm_to_float(payload, bits, channels, big, is_float=True)
-    elif tag in (6, 7):
-        samples = _codes_to_frames(payload, channels, mu_law=tag == 7)
-    else:
-        raise ValueError(f"WAV encoding {tag} is not supported (PCM, float, A-law and mu-law are)")
-    return Audio(samples, int(rate))
+        return _pcm_layout(rate, channels, offset, length, bits, big, signed=bits > 8)
+    if tag == 3:
+        return _pcm_layout(rate, channels, offset, length, bits, big, is_float=True)
+    if tag in (6, 7):
+        return _codes_layout(rate, channels, offset, length, mu_law=tag == 7)
+    raise ValueError(f"WAV encoding {tag} is not supported (PCM, float, A-law and mu-law are)")
+
+
+def _decode_layout(data: bytes, layout: _Layout) -> Audio:
+    view = memoryview(data)  # the samples as a view: nothing is copied before conversion
+    samples = layout.convert(view[layout.offset:layout.offset + layout.length])
+    return Audio(samples, layout.rate)
+
+
+def _read_wav(data: bytes) -> Audio:
+    return _decode_layout(data, _wav_layout(_bytes_reader(data), len(data)))
 
 
 def _g711(codes: np.ndarray, mu_law: bool) -> np.ndarray:
@@ -186,25 +249,30 @@ _AU_ENCODINGS = {2: (8, False), 3: (16, False), 4: (24, False), 5: (32, False), 
                  7: (64, True)}
 
 
-def _read_au(data: bytes) -> Audio:
-    if len(data) < 24 or data[:4] != b".snd":
+def _au_layout(read: Callable[[int, int], bytes], size: int) -> _Layout:
+    """Parse a Sun/NeXT .au header through ``read(pos, n)`` (see ``_wav_layout``)."""
+    head = read(0, 24)
+    if size < 24 or head[:4] != b".snd":
         raise ValueError("not a Sun/NeXT .au file")
-    offset, size, encoding, rate, channels = struct.unpack(">IIIII", data[4:24])
+    offset, length, encoding, rate, channels = struct.unpack(">IIIII", head[4:24])
     if channels < 1 or rate < 1:
         raise ValueError(".au header has no channels or no sample rate")
     _check_rate(rate)
-    view = memoryview(data)
-    payload = view[offset:] if size == 0xFFFFFFFF else view[offset:offset + size]
+    start = min(offset, size)
+    end = size if length == 0xFFFFFFFF else min(size, offset + length)
+    offset, length = start, max(0, end - start)
     if encoding == 1:
-        samples = _codes_to_frames(payload, channels, mu_law=True)
-    elif encoding == 27:
-        samples = _codes_to_frames(payload, channels, mu_law=False)
-    elif encoding in _AU_ENCODINGS:
+        return _codes_layout(rate, channels, offset, length, mu_law=True)
+    if encoding == 27:
+        return _codes_layout(rate, channels, offset, length, mu_law=False)
+    if encoding in _AU_ENCODINGS:
         bits, is_float = _AU_ENCODINGS[encoding]
-        samples = _pcm_to_float(payload, bits, channels, big_endian=True, is_float=is_float)
-    else:
-        raise ValueError(f".au encoding {encoding} is not supported")
-    return Audio(samples, int(rate))
+        return _pcm_layout(rate, channels, offset, length, bits, True, is_float=is_float)
+    raise ValueError(f".au encoding {encoding} is not supported")
+
+
+def _read_au(data: bytes) -> Audio:
+    return _decode_layout(data, _au_layout(_bytes_reader(data), len(data)))
 
 
 def _read_with_soundfile(data: bytes, name: str) -> Audio:
@@ -234,10 +302,11 @@ def _read_with_soundfile(data: bytes, name: str) -> Audio:
 
 
 def _soundfile_message(exc: Exception) -> str:
-    """soundfile's message without the source it names: ours is a BytesIO, whose repr
-    (``<_io.BytesIO object at 0x...>``) means nothing to a user; the caller adds the file name."""
+    """soundfile's message without the source it names: ours is a BytesIO or an open file,
+    whose repr (``<_io.BytesIO object at 0x...>``) means nothing to a user; the caller adds the
+    file name."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return re.sub(r"^Error opening <[^>]*>: ", "", text).strip() or type(exc).__name__
+    return re.sub(r"^Error opening <.*?>: ", "", text).strip() or type(exc).__name__
 
 
 def decode(data: bytes, name: str = "<audio>") -> Audio:
@@ -247,13 +316,24 @@ def decode(data: bytes, name: str = "<audio>") -> Audio:
     its message). Samples outside [-1, 1] are clipped and NaN/inf set to 0, with a warning."""
     if len(data) == 0:
         raise AudioError(f"{name}: the file is empty")
-    try:
+    with _audio_errors(name):
         if data[:4] in (b"RIFF", b"RIFX"):
             audio = _read_wav(data)
         elif data[:4] == b".snd":
             audio = _read_au(data)
         else:
             audio = _read_with_soundfile(data, name)
+    if audio.samples.size == 0:
+        raise AudioError(f"{name}: the file holds no audio samples")
+    _sanitize(audio.samples, name)
+    return audio
+
+
+@contextmanager
+def _audio_errors(name: str):
+    """Every decoding failure as one AudioError that starts with ``name``."""
+    try:
+        yield
     except AudioError:
         raise
     except _Unsupported as exc:
@@ -262,22 +342,29 @@ def decode(data: bytes, name: str = "<audio>") -> Audio:
         raise AudioError(f"{name}: cannot decode audio ({exc})") from None
     except MemoryError:
         raise AudioError(f"{name}: too large to decode in this machine's memory") from None
-    if audio.samples.size == 0:
-        raise AudioError(f"{name}: the file holds no audio samples")
-    _sanitize(audio.samples, name)
-    return audio
 
 
-def _sanitize(samples: np.ndarray, name: str) -> None:
-    """In place: NaN/inf to 0 and everything else clipped to [-1, 1], with one warning."""
+def _clean(samples: np.ndarray) -> tuple[int, int]:
+    """In place: NaN/inf to 0 and everything else clipped to [-1, 1]; (non-finite, clipped)."""
     lo, hi = samples.min(), samples.max()  # NaN propagates to both
     if np.isfinite(lo) and np.isfinite(hi) and lo >= -1.0 and hi <= 1.0:
-        return
+        return 0, 0
     nonfinite = int(np.count_nonzero(~np.isfinite(samples)))
     if nonfinite:
         np.nan_to_num(samples, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     over = int(np.count_nonzero(samples > 1.0) + np.count_nonzero(samples < -1.0))
     np.clip(samples, -1.0, 1.0, out=samples)
+    return nonfinite, over
+
+
+def _sanitize(samples: np.ndarray, name: str) -> None:
+    """In place: NaN/inf to 0 and everything else clipped to [-1, 1], with one warning."""
+    _warn_cleaned(name, *_clean(samples))
+
+
+def _warn_cleaned(name: str, nonfinite: int, over: int) -> None:
+    if not (nonfinite or over):
+        return
     what = []
     if nonfinite:
         what.append(f"{nonfinite} non-finite sample(s) (NaN/inf) set to 0")
@@ -286,11 +373,11 @@ def _sanitize(samples: np.ndarray, name: str) -> None:
     log.warning("%s: %s", name, "; ".join(what))
 
 
-def read(path: str | Path) -> Audio:
-    """Read an audio file as it is (all channels, its own rate)."""
-    path = Path(path)
+@contextmanager
+def _file_errors(path: Path):
+    """OSError from opening or reading ``path`` as one AudioError that names it."""
     try:
-        data = path.read_bytes()
+        yield
     except FileNotFoundError:
         if path.is_symlink():
             raise AudioError(f"{path}: broken symbolic link (its target does not exist)") from None
@@ -301,7 +388,185 @@ def read(path: str | Path) -> Audio:
         if exc.errno == errno.ELOOP:
             raise AudioError(f"{path}: symbolic link loop") from None
         raise AudioError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def read(path: str | Path) -> Audio:
+    """Read an audio file as it is (all channels, its own rate)."""
+    path = Path(path)
+    with _file_errors(path):
+        data = path.read_bytes()
     return decode(data, str(path))
+
+
+# ----------------------------------------------------------------------------- block reading
+
+
+class AudioStream:
+    """An audio file read block by block: iterate it for float32 mono blocks at ``sample_rate``.
+
+    Made by ``open_stream``; the header has been read and checked by then (a file that
+    ``decode`` refuses is refused there with the same AudioError, or, for formats read through
+    soundfile, at the block where decoding fails). Iterating yields 1-D float32 blocks of at
+    most ``block_frames`` frames, channels averaged, cleaned as ``decode`` cleans (NaN/inf to 0,
+    clipped to [-1, 1], one warning per file once the file is read); their concatenation is
+    ``to_mono(read(path).samples)``. Memory: one block, whatever the file's length.
+
+    Attributes: ``name`` (the path as given), ``sample_rate``, ``channels``, ``frames`` (frames
+    yielded so far). Close it (or use ``with``) to close the file; iterating to the end does too.
+    """
+
+    def __init__(self, name: str, sample_rate: int, channels: int, blocks: Iterator[np.ndarray],
+                 closer: Callable[[], None]):
+        self.name, self.sample_rate, self.channels = name, int(sample_rate), int(channels)
+        self.frames = 0
+        self._blocks, self._closer = blocks, closer
+        self._counts = [0, 0]  # non-finite samples zeroed, samples clipped
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        try:
+            for block in self._blocks:
+                if not len(block):
+                    continue
+                with _audio_errors(self.name):
+                    nonfinite, over = _clean(block)
+                self._counts[0] += nonfinite
+                self._counts[1] += over
+                self.frames += len(block)
+                yield to_mono(block)
+            if self.frames == 0:
+                raise AudioError(f"{self.name}: the file holds no audio samples")
+            _warn_cleaned(self.name, *self._counts)
+        finally:
+            self.close()
+
+    @property
+    def duration(self) -> float:
+        """Seconds yielded so far (the file's length once it has been read to the end)."""
+        return self.frames / self.sample_rate
+
+    def close(self) -> None:
+        closer, self._closer = self._closer, None
+        if closer is not None:
+            closer()
+
+    def __enter__(self) -> AudioStream:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_stream(path: str | Path, block_frames: int = BLOCK_FRAMES) -> AudioStream:
+    """Open an audio file for reading block by block (see ``AudioStream``).
+
+    Raises AudioError, as ``read`` does, for a file that cannot be opened or whose header is
+    refused."""
+    if block_frames < 1:
+        raise ValueError("block_frames must be at least 1")
+    path = Path(path)
+    name = str(path)
+    with _file_errors(path):
+        f = open(path, "rb")
+    try:
+        with _file_errors(path):
+            info = os.fstat(f.fileno())
+            regular = stat.S_ISREG(info.st_mode)
+            magic = f.read(4) if regular else b""
+        if not regular:  # a pipe or a device: no size to locate samples by; read it whole
+            with _file_errors(path):
+                data = f.read()
+            audio = decode(data, name)
+            f.close()
+            return AudioStream(name, audio.sample_rate, audio.samples.shape[1],
+                               _array_blocks(audio.samples, block_frames), lambda: None)
+        size = info.st_size
+        if size == 0:
+            raise AudioError(f"{name}: the file is empty")
+        if magic in (b"RIFF", b"RIFX", b".snd"):
+            read_at = partial(_read_at, f, path)
+            with _audio_errors(name):
+                layout = (_wav_layout if magic != b".snd" else _au_layout)(read_at, size)
+            if layout.length < layout.frame_bytes:
+                raise AudioError(f"{name}: the file holds no audio samples")
+            blocks = _native_blocks(f, path, layout, block_frames)
+            return AudioStream(name, layout.rate, layout.channels, blocks, f.close)
+        return _soundfile_stream(f, name, block_frames)
+    except BaseException:
+        f.close()
+        raise
+
+
+def _read_at(f, path: Path, pos: int, n: int) -> bytes:
+    with _file_errors(path):
+        f.seek(pos)
+        return f.read(n)
+
+
+def _array_blocks(samples: np.ndarray, block_frames: int) -> Iterator[np.ndarray]:
+    for i in range(0, len(samples), block_frames):
+        yield samples[i:i + block_frames]
+
+
+def _native_blocks(f, path: Path, layout: _Layout, block_frames: int) -> Iterator[np.ndarray]:
+    """The samples of a WAV or .au file, ``block_frames`` frames (at most ``_BLOCK_BYTES``
+    bytes) at a time."""
+    frames = max(1, min(block_frames, _BLOCK_BYTES // layout.frame_bytes))
+    step = frames * layout.frame_bytes
+    pos, end = layout.offset, layout.offset + layout.length
+    with _file_errors(path):
+        f.seek(pos)
+    while pos < end:
+        with _file_errors(path):
+            raw = f.read(min(step, end - pos))
+        if not raw:  # the file shrank while being read
+            break
+        pos += len(raw)
+        yield layout.convert(raw)
+
+
+def _soundfile_stream(f, name: str, block_frames: int) -> AudioStream:
+    try:
+        import soundfile
+    except ImportError:
+        raise AudioError(f"{name}: this format needs the 'soundfile' package "
+                         "(pip install soundfile); WAV and .au need nothing") from None
+    f.seek(0)
+    with _audio_errors(name):
+        try:
+            sf = soundfile.SoundFile(f)
+        except MemoryError:
+            raise
+        except Exception as exc:  # soundfile raises several types for corrupt input
+            raise ValueError(_soundfile_message(exc)) from None
+        try:
+            rate, channels = int(sf.samplerate), int(sf.channels)
+            _check_channels(channels)
+            _check_rate(rate)
+        except BaseException:
+            sf.close()
+            raise
+
+    def blocks() -> Iterator[np.ndarray]:
+        frames = max(1, min(block_frames, _SF_BLOCK))
+        while True:
+            with _audio_errors(name):
+                try:
+                    block = sf.read(frames, dtype="float32", always_2d=True)
+                except MemoryError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - corrupt input, several types
+                    raise ValueError(_soundfile_message(exc)) from None
+            if not len(block):
+                return
+            yield block
+
+    def close() -> None:
+        try:
+            sf.close()
+        finally:
+            f.close()
+
+    return AudioStream(name, rate, channels, blocks(), close)
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:

@@ -7,6 +7,15 @@ and returns one ``Decision`` per completed window. ``Classifier.classify(y, samp
 whole track the same way (same windows, same features) and averages the windows' probabilities,
 as the paper does for a track.
 
+A whole track streams: ``classify_file`` reads the file block by block (``audio.open_stream``),
+resamples each block as it comes, cuts windows as they complete, and sends them to the
+interpreter ``max_batch`` (8) at a time; the track's probabilities are a running sum. What it
+holds is one block, one window's frames and one batch, whatever the track's length; per window
+it keeps only a compact record (probabilities, level, silence: about 60 bytes), from which
+``TrackResult.decisions`` builds each ``Decision`` when it is asked for. An interpreter sizes
+its buffers for the largest batch it has run, so the batch bound is also what bounds the
+interpreter's memory.
+
 Silence gate: a window whose RMS level is below ``silence_dbfs`` (default -60 dBFS, about the
 noise floor of a quiet room through a laptop microphone; music is typically -30 to -10 dBFS) is
 not classified: its decision says ``"no music"`` instead of guessing from noise.
@@ -15,6 +24,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,7 +32,7 @@ import numpy as np
 from edge_genre.edge.audio import rms_dbfs, to_mono
 from edge_genre.edge.backends import Runner, as_runner
 from edge_genre.edge.frontend import StreamingFrontend
-from edge_genre.edge.resample import Resampler, resample
+from edge_genre.edge.resample import Resampler
 from edge_genre.errors import AudioError
 
 NO_MUSIC = "no music"
@@ -39,17 +49,24 @@ class ClassifierConfig:
     smoothing : the smoothed decision is the mean probability of the last ``smoothing`` non-silent
         windows (1 = no smoothing). Silence clears it, so music after a pause starts afresh.
     silence_dbfs : windows with an RMS level below this are "no music" (not classified).
+    max_batch : most windows of a track sent to the interpreter at once (``classify``,
+        ``classify_file``). The probabilities do not depend on it; the interpreter's memory does
+        (it keeps buffers sized for the largest batch it has run: ~4.5 MB a window for the
+        default model), and throughput is flat above ~8.
     """
 
     hop_seconds: float | None = None
     smoothing: int = 3
     silence_dbfs: float = -60.0
+    max_batch: int = 8
 
     def __post_init__(self) -> None:
         if self.smoothing < 1:
             raise ValueError("smoothing must be at least 1 window")
         if self.hop_seconds is not None and self.hop_seconds <= 0:
             raise ValueError("hop must be positive")
+        if self.max_batch < 1:
+            raise ValueError("max_batch must be at least 1 window")
 
 
 @dataclass
@@ -109,12 +126,93 @@ class Decision:
         }
 
 
+class WindowLog(Sequence):
+    """A track's windows as a read-only sequence of ``Decision``, stored compactly.
+
+    Per window it holds the probabilities (float32), the level and whether it was silent; a
+    ``Decision`` (with its smoothed probabilities, as ``_Smoother`` gives them) is built when an
+    item is asked for. ``classify`` fills one as the windows come, so a two-hour track's log is a
+    few hundred KB where a list of Decision objects would be several MB.
+    """
+
+    def __init__(self, labels: tuple[str, ...], hop_samples: int, window_samples: int,
+                 sample_rate: int, smoothing: int):
+        self.labels = tuple(labels)
+        self._hop, self._window = int(hop_samples), int(window_samples)
+        self._rate = int(sample_rate)
+        self._smoothing = int(smoothing)
+        self._n = 0
+        self._probs = np.zeros((16, len(self.labels)), dtype=np.float32)
+        self._levels = np.zeros(16, dtype=np.float64)
+        self._silent = np.zeros(16, dtype=bool)
+        self._last_silent = np.zeros(16, dtype=np.int64)  # the latest silent window <= i, or -1
+        self.latency_ms = 0.0  # of each non-silent window (front-end and model time / windows)
+
+    def append(self, level: float, silent: bool) -> int:
+        """Record a window (its probabilities are set later by ``set_probs``); its index."""
+        i = self._n
+        if i == len(self._levels):
+            grow = max(16, i)
+            self._probs = np.concatenate([self._probs, np.zeros((grow, self._probs.shape[1]),
+                                                                dtype=np.float32)])
+            self._levels = np.concatenate([self._levels, np.zeros(grow)])
+            self._silent = np.concatenate([self._silent, np.zeros(grow, dtype=bool)])
+            self._last_silent = np.concatenate([self._last_silent, np.zeros(grow, np.int64)])
+        self._levels[i] = level
+        self._silent[i] = silent
+        self._last_silent[i] = i if silent else (self._last_silent[i - 1] if i else -1)
+        self._n += 1
+        return i
+
+    def set_probs(self, i: int, probs: np.ndarray) -> None:
+        self._probs[i] = probs
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def silent_count(self) -> int:
+        return int(np.count_nonzero(self._silent[:self._n]))
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._n))]
+        i = int(i)
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError("window index out of range")
+        silent = bool(self._silent[i])
+        probs = self._probs[i].copy()
+        if silent:
+            smoothed = np.zeros_like(probs)
+        else:
+            # _Smoother: the mean of the last `smoothing` windows since the latest silent one.
+            first = max(i - self._smoothing + 1, int(self._last_silent[i]) + 1)
+            smoothed = np.mean(self._probs[first:i + 1], axis=0).astype(np.float32)
+        start = i * self._hop / self._rate
+        return Decision(index=i, start=start, end=start + self._window / self._rate,
+                        labels=self.labels, probs=probs, smoothed=smoothed,
+                        level_dbfs=float(self._levels[i]), silent=silent,
+                        latency_ms=0.0 if silent else self.latency_ms)
+
+    def __iter__(self):
+        for i in range(self._n):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        return f"WindowLog({self._n} windows, {self.silent_count} silent)"
+
+
 @dataclass
 class TrackResult:
-    """A whole track: its windows' decisions and their mean probabilities (silent windows left out)."""
+    """A whole track: its windows' decisions and their mean probabilities (silent windows left out).
+
+    ``decisions`` is a sequence of ``Decision`` (a list, or the compact ``WindowLog`` that
+    ``Classifier.classify`` gives)."""
 
     labels: tuple[str, ...]
-    decisions: list[Decision]
+    decisions: Sequence[Decision]
     duration: float  # seconds of audio given
     padded: bool = False  # shorter than one window and zero-padded to one
     probs: np.ndarray = field(default=None)
@@ -126,9 +224,15 @@ class TrackResult:
                           else np.zeros(len(self.labels), dtype=np.float32))
 
     @property
+    def silent_windows(self) -> int:
+        if isinstance(self.decisions, WindowLog):
+            return self.decisions.silent_count
+        return sum(d.silent for d in self.decisions)
+
+    @property
     def silent(self) -> bool:
         """Every window was below the silence gate."""
-        return all(d.silent for d in self.decisions)
+        return self.silent_windows == len(self.decisions)
 
     @property
     def label(self) -> str:
@@ -147,7 +251,7 @@ class TrackResult:
         d = {"label": self.label, "confidence": round(self.confidence, 4),
              "probs": {k: round(float(p), 4) for k, p in zip(self.labels, self.probs)},
              "duration": round(self.duration, 3), "windows": len(self.decisions),
-             "silent_windows": sum(d.silent for d in self.decisions), "padded": self.padded}
+             "silent_windows": self.silent_windows, "padded": self.padded}
         if windows:
             d["window_decisions"] = [x.to_dict() for x in self.decisions]
         return d
@@ -269,48 +373,106 @@ class Classifier:
 
         A track shorter than one window is zero-padded to one when it holds at least
         ``card.window.min_fill`` of it, and refused with an AudioError otherwise. The stream state
-        of ``push`` is left alone.
+        of ``push`` is left alone. The windows go to the interpreter ``config.max_batch`` at a
+        time (see ``classify_blocks``).
         """
-        y = to_mono(np.asarray(y, dtype=np.float32))
-        duration = len(y) / float(sample_rate)
-        y = resample(y, int(sample_rate), self.sample_rate)
-        n = self.window_samples
-        padded = False
-        if len(y) < n:
-            need = self.card.window.min_fill * n
-            if len(y) < need:
-                raise AudioError(f"{name}: too short ({duration:.2f} s; the model needs at least "
-                                 f"{need / self.sample_rate:.2f} s of its {n / self.sample_rate:g} s "
-                                 "window)")
-            y = np.pad(y, (0, n - len(y)))
-            padded = True
-        starts = range(0, len(y) - n + 1, self.hop_samples)
-        windows = [y[s:s + n] for s in starts]
-        levels = [rms_dbfs(w) for w in windows]
-        silent = [not lv >= self.config.silence_dbfs for lv in levels]
-        t0 = time.perf_counter()
-        heard = [i for i, s in enumerate(silent) if not s]
-        probs = np.zeros((len(windows), len(self.labels)), dtype=np.float32)
-        if heard:
-            # All windows' features in one pass that computes each shared STFT frame once.
-            stream = StreamingFrontend(self.frontend, n, self.hop_samples)
-            x = np.stack(stream.push(y[:starts[-1] + n]))[heard]
-            probs[heard] = self.runner.predict(x)
-        per_window_ms = (time.perf_counter() - t0) * 1e3 / max(1, len(heard))
-        smoother = _Smoother(self.config.smoothing)
-        saved = self._index
-        self._index = 0
-        try:
-            decisions = [self._decision(probs[i], levels[i], silent[i],
-                                        0.0 if silent[i] else per_window_ms, smoother)
-                         for i in range(len(windows))]
-        finally:
-            self._index = saved
-        return TrackResult(labels=self.labels, decisions=decisions, duration=duration, padded=padded)
+        y = np.asarray(y, dtype=np.float32)
+        step = 1 << 16
+        return self.classify_blocks((y[i:i + step] for i in range(0, len(y), step)),
+                                    sample_rate, name=name)
+
+    def classify_blocks(self, blocks: Iterable[np.ndarray], sample_rate: int,
+                        name: str = "audio") -> TrackResult:
+        """``classify`` for a track given as consecutive blocks (mono, or (frames, channels)
+        which are averaged) at ``sample_rate``: the same windows and probabilities as
+        ``classify`` of their concatenation, in memory that does not follow the track's length.
+        """
+        rate = int(sample_rate)
+        track = _TrackRun(self, name)
+        resampler = None if rate == self.sample_rate else Resampler(rate, self.sample_rate)
+        frames = 0
+        for block in blocks:
+            block = to_mono(np.asarray(block, dtype=np.float32))
+            frames += len(block)
+            track.feed(resampler.process(block) if resampler is not None else block)
+        if resampler is not None:
+            track.feed(resampler.flush())
+        return track.finish(frames / float(rate))
 
     def classify_file(self, path) -> TrackResult:
-        """Read an audio file (edge.audio) and classify it."""
-        from edge_genre.edge.audio import read
+        """Read an audio file (edge.audio, block by block) and classify it: the same result as
+        ``classify`` of the whole decoded file, in memory that does not follow its length."""
+        from edge_genre.edge.audio import open_stream
 
-        audio = read(path)
-        return self.classify(audio.samples, audio.sample_rate, name=str(path))
+        with open_stream(path) as stream:
+            return self.classify_blocks(stream, stream.sample_rate, name=str(path))
+
+
+class _TrackRun:
+    """One whole-track classification in progress: resampled audio in, windows cut as they
+    complete (the rule of ``classify``), their features batched to the interpreter."""
+
+    def __init__(self, clf: Classifier, name: str):
+        self.clf, self.name = clf, name
+        self.n, self.hop = clf.window_samples, clf.hop_samples
+        self.stream = StreamingFrontend(clf.frontend, self.n, self.hop)
+        self.log = WindowLog(clf.labels, self.hop, self.n, clf.sample_rate, clf.config.smoothing)
+        self.sum = np.zeros(len(clf.labels), dtype=np.float32)  # of the heard windows' probs
+        self.heard = 0
+        self.pending: list[tuple[int, np.ndarray]] = []  # (window, features) not yet run
+        self.seconds = 0.0  # front-end and model time
+        self.samples = 0  # at the model's rate, fed so far
+        self.buf = np.zeros(0, dtype=np.float32)  # from the next window's start on (levels)
+        self.buf_start = 0
+
+    def feed(self, y: np.ndarray) -> None:
+        if not len(y):
+            return
+        y = np.asarray(y, dtype=np.float32)
+        self.buf = np.concatenate([self.buf, y])
+        self.samples += len(y)
+        t0 = time.perf_counter()
+        feats = self.stream.push(y)
+        self.seconds += time.perf_counter() - t0
+        for x in feats:
+            start = len(self.log) * self.hop - self.buf_start
+            level = rms_dbfs(self.buf[start:start + self.n])
+            silent = not level >= self.clf.config.silence_dbfs
+            i = self.log.append(level, silent)
+            if not silent:
+                self.pending.append((i, x))
+                if len(self.pending) >= self.clf.config.max_batch:
+                    self._run()
+        drop = len(self.log) * self.hop - self.buf_start
+        if drop > 0:
+            self.buf = self.buf[drop:]
+            self.buf_start += drop
+
+    def _run(self) -> None:
+        if not self.pending:
+            return
+        t0 = time.perf_counter()
+        probs = self.clf.runner.predict(np.stack([x for _, x in self.pending]))
+        self.seconds += time.perf_counter() - t0
+        for (i, _), p in zip(self.pending, probs):
+            self.log.set_probs(i, p)
+            self.sum += p  # in window order: the same float32 sum as np.mean's
+        self.heard += len(self.pending)
+        self.pending = []
+
+    def finish(self, duration: float) -> TrackResult:
+        padded = False
+        if len(self.log) == 0:  # shorter than one window (else a window would have completed)
+            n, rate = self.n, self.clf.sample_rate
+            need = self.clf.card.window.min_fill * n
+            if self.samples < need:
+                raise AudioError(f"{self.name}: too short ({duration:.2f} s; the model needs at "
+                                 f"least {need / rate:.2f} s of its {n / rate:g} s window)")
+            self.feed(np.zeros(n - self.samples, dtype=np.float32))
+            padded = True
+        self._run()
+        self.log.latency_ms = self.seconds * 1e3 / max(1, self.heard)
+        probs = (self.sum / np.float32(self.heard) if self.heard
+                 else np.zeros(len(self.clf.labels), dtype=np.float32))
+        return TrackResult(labels=self.clf.labels, decisions=self.log, duration=duration,
+                           padded=padded, probs=probs.astype(np.float32))
