@@ -279,8 +279,8 @@ def _mutate(data: bytes, fields, big_endian: bool, rng) -> bytes:
             value = EXTREMES[int(rng.integers(len(EXTREMES)))] & ((1 << 8 * width) - 1)
             b[off:off + width] = value.to_bytes(width, "big" if big_endian else "little")
         elif op == 1:  # random bytes anywhere in the first 64
-            for _ in range(int(rng.integers(1, 4))):
-                b[int(rng.integers(0, 64))] = int(rng.integers(0, 256))
+            for _ in range(int(rng.integers(1, 4)) if b else 0):  # (a truncation may leave < 64)
+                b[int(rng.integers(0, min(64, len(b))))] = int(rng.integers(0, 256))
         elif op == 2:  # a different fourcc / magic
             b[0:4] = [b"RIFF", b"RIFX", b".snd", b"fLaC", b"OggS", b"\0\0\0\0"][int(rng.integers(6))]
         else:  # truncate
