@@ -43,6 +43,12 @@ def register(subparsers) -> None:
                         "run's preset; another preset is refused)")
     p.add_argument("--allow-degraded", action="store_true",
                    help="keep files whose check misses the bounds (report still says so)")
+    p.add_argument("--mediapipe", action="store_true",
+                   help="also write <STEM>-mediapipe.tflite (with --int8-weights also "
+                        "<STEM>-mediapipe-int8w.tflite): waveform in, the log-mel front-end "
+                        "inside, standard TFLite metadata (sample rate, labels) for MediaPipe "
+                        "Tasks' AudioClassifier, checked against Keras + the numpy front-end "
+                        "(mediapipe_report.json); '--formats mediapipe' writes only it")
     p.set_defaults(func=run)
 
 
@@ -63,8 +69,12 @@ def run(args: argparse.Namespace) -> int:
     from edge_genre.export.pipeline import REPORT_FILE, export_model
 
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    mediapipe = args.mediapipe or "mediapipe" in formats
+    formats = [f for f in formats if f != "mediapipe"]
     from edge_genre.errors import ModelError
 
+    if not formats and mediapipe:
+        return _mediapipe(args)
     try:
         report = export_model(args.run_dir, args.out, int8=args.int8,
                               int8_weights=args.int8_weights, formats=formats,
@@ -85,4 +95,27 @@ def run(args: argparse.Namespace) -> int:
               f"{cv['grouping']}, {cv['n_tracks']} tracks; {cv['source']})")
     if not report["passed"]:
         print("WARNING: some files miss the bounds (kept because of --allow-degraded)")
+    return _mediapipe(args) if mediapipe else 0
+
+
+def _mediapipe(args: argparse.Namespace) -> int:
+    """The MediaPipe file of ``--mediapipe`` (see ``export.mediapipe``)."""
+    import sys
+
+    from edge_genre.errors import ModelError
+    from edge_genre.export.mediapipe import REPORT_FILE, export_mediapipe, format_parity
+
+    try:
+        report = export_mediapipe(args.run_dir, args.out, name=args.name, data_dir=args.data,
+                                  int8_weights=args.int8_weights,
+                                  allow_degraded=args.allow_degraded,
+                                  progress=lambda msg: print(f"export: {msg}", file=sys.stderr))
+    except ModelError as exc:
+        if getattr(exc, "report", None):
+            print(format_parity(exc.report))
+        raise
+    print(format_parity(report))
+    print(f"report: {Path(args.out) / REPORT_FILE}")
+    if not report["passed"]:
+        print("WARNING: a MediaPipe file misses the bounds (kept because of --allow-degraded)")
     return 0
