@@ -434,7 +434,7 @@ def _maps_from_windows(parts, weights, cfg: TransferConfig) -> Maps:
 #: points on recordings for 6.7 through the microphone, and the student 6.1 for 16.9.
 CONFIGS = {PRESET: TransferConfig(room_copies=1),
            STUDENT: TransferConfig(depth=6, scaling="feature", room_copies=1),
-           MUSIC: TransferConfig(backbone="musicnn", scaling="feature", room_copies=1)}
+           MUSIC: TransferConfig(backbone="musicnn", room_copies=1)}
 
 DESCRIPTIONS = {
     PRESET: "transfer: YAMNet body (ported from its TFLite weights, frozen) on 64-mel log at "
