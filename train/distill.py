@@ -136,7 +136,7 @@ def fit_student(train: Aligned, valid: Aligned | None, n_labels: int,
     from sklearn.decomposition import PCA
 
     from edge_genre.train.evaluate import track_probabilities
-    from edge_genre.train.fit import _compile, predict, setup_keras
+    from edge_genre.train.fit import compile_model, predict, setup_keras
     from edge_genre.train.presets import EDGE
 
     preset = EDGE
@@ -152,7 +152,7 @@ def fit_student(train: Aligned, valid: Aligned | None, n_labels: int,
 
     student, classifier = build_student(n_labels, preset.input_shape, dims)
     steps = max(1, int(np.ceil(len(x_train) / tc.batch_size)))
-    _compile(classifier, tc, steps, epochs)  # builds the optimizer with the preset's schedule
+    compile_model(classifier, tc, steps, epochs)  # builds the optimizer with the preset's schedule
     student.compile(optimizer=classifier.optimizer,
                     loss=[keras.losses.CategoricalCrossentropy(label_smoothing=tc.label_smoothing),
                           keras.losses.MeanSquaredError()],

@@ -29,7 +29,7 @@ from edge_genre.edge.config import ModelCard
 from edge_genre.errors import DataError
 from edge_genre.train.augment import augment_batch
 from edge_genre.train.data import Dataset, discover
-from edge_genre.train.evaluate import Report, score, track_probabilities
+from edge_genre.train.scores import Report, score, track_probabilities
 from edge_genre.train.features import Windows, load_windows, normalization_stats
 from edge_genre.train.presets import Preset, TrainConfig, get_preset
 from edge_genre.train.splits import Split, fault_filtered_split, final_split, track_split
@@ -102,7 +102,7 @@ def make_split(ds: Dataset, name: str = "artist", seed: int = 0) -> Split:
 # ----------------------------------------------------------------------------- training
 
 
-def _compile(model, cfg: TrainConfig, steps_per_epoch: int, epochs: int) -> None:
+def compile_model(model, cfg: TrainConfig, steps_per_epoch: int, epochs: int) -> None:
     import keras
 
     lr: Any = cfg.learning_rate
@@ -156,7 +156,7 @@ def fit_windows(preset: Preset, n_labels: int, train: Windows, x_train: np.ndarr
     keras = setup_keras(seed)
     model = preset.build(n_labels)
     steps = max(1, int(np.ceil(len(x_train) / cfg.batch_size)))
-    _compile(model, cfg, steps, epochs)
+    compile_model(model, cfg, steps, epochs)
     rng = np.random.default_rng(seed)
     onehot = np.eye(n_labels, dtype=np.float32)
     history: list[dict] = []

@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from edge_genre.edge.config import ModelCard, WindowConfig
+from edge_genre.edge.config import ModelCard
 from edge_genre.errors import DataError, ModelError
 from edge_genre.train import yamnet as Y
 from edge_genre.train.backbones import WINDOW as BACKBONE_WINDOW
@@ -456,7 +456,7 @@ def preset_name(cfg: TransferConfig) -> str:
 def preset(name: str = PRESET):
     """The ``transfer``, ``student`` or ``music`` Preset (``presets.get_preset`` imports this
     lazily)."""
-    from edge_genre.train.presets import Preset, TrainConfig
+    from edge_genre.train.recipe import Preset, TrainConfig
 
     if name not in CONFIGS:
         raise ModelError(f"this module has no preset {name!r}")

@@ -34,7 +34,7 @@ def tiny_run(gtzan_root, cache_dir, tmp_path_factory):
 
 @pytest.mark.slow
 def test_paper_net_trains_one_step_on_real_windows(gtzan_root):
-    from edge_genre.train.fit import _compile, setup_keras
+    from edge_genre.train.fit import compile_model, setup_keras
 
     setup_keras(0)
     preset = get_preset("paper")
@@ -47,7 +47,7 @@ def test_paper_net_trains_one_step_on_real_windows(gtzan_root):
     x = ((w.x[pick] - mean) / std).astype(np.float32)
     y = np.eye(len(ds.labels), dtype=np.float32)[w.y[pick]]
     model = preset.build(len(ds.labels))
-    _compile(model, preset.train, steps_per_epoch=1, epochs=1)
+    compile_model(model, preset.train, steps_per_epoch=1, epochs=1)
     before = [v.copy() for v in model.get_weights()]
     logs = model.train_on_batch(x, y, return_dict=True)
     assert np.isfinite(logs["loss"])

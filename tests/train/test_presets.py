@@ -54,7 +54,7 @@ def test_edge_preset_fits_a_pi():
 
 
 def test_unknown_preset_is_a_user_error():
-    assert set(PRESETS) == {"paper", "edge", "transfer", "student"}
+    assert set(PRESETS) == {"paper", "edge", "transfer", "student", "music"}
     with pytest.raises(EdgeGenreError, match="unknown preset"):
         get_preset("resnet")
 

@@ -1,0 +1,88 @@
+"""Scores of window probabilities: a track's genre is the mean of its windows' probabilities;
+chunk and track accuracy, per genre, confusion matrices. Plain numpy, used by ``fit`` (checkpoint
+selection) and ``evaluate`` (reports, cross-validation)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def track_probabilities(probs: np.ndarray, owners: np.ndarray, labels: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean chunk probability per track -> (n_tracks, n_labels) probs and (n_tracks,) labels,
+    tracks in order of first appearance of their owner index."""
+    order = list(dict.fromkeys(np.asarray(owners).tolist()))
+    tp = np.stack([probs[owners == o].mean(axis=0) for o in order]) if order else np.zeros(
+        (0, probs.shape[1]))
+    tl = np.array([labels[owners == o][0] for o in order], dtype=int)
+    return tp, tl
+
+
+def confusion_matrix(true: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
+    cm = np.zeros((n, n), dtype=int)
+    for t, p in zip(true, pred):
+        cm[int(t), int(p)] += 1
+    return cm
+
+
+@dataclass
+class Report:
+    """Scores of one model on one set of tracks. ``confusion`` is track-level (rows: true)."""
+
+    split: str
+    labels: tuple[str, ...]
+    n_tracks: int
+    n_windows: int
+    chunk_accuracy: float
+    track_accuracy: float
+    per_genre: dict[str, float | None]
+    confusion: list[list[int]]
+    chunk_confusion: list[list[int]] = field(default_factory=list)
+    tracks: list[dict] = field(default_factory=list)  # id, true, predicted, confidence
+
+    def to_dict(self) -> dict:
+        return {"split": self.split, "labels": list(self.labels), "n_tracks": self.n_tracks,
+                "n_windows": self.n_windows, "chunk_accuracy": self.chunk_accuracy,
+                "track_accuracy": self.track_accuracy, "per_genre_track_accuracy": self.per_genre,
+                "track_confusion": self.confusion, "chunk_confusion": self.chunk_confusion,
+                "tracks": self.tracks}
+
+    def text(self) -> str:
+        lines = [f"split: {self.split}",
+                 f"tracks {self.n_tracks}, windows {self.n_windows}",
+                 f"chunk accuracy {self.chunk_accuracy:.1%}   track accuracy "
+                 f"{self.track_accuracy:.1%} (mean of chunk probabilities)",
+                 "per-genre track accuracy:"]
+        for g, a in self.per_genre.items():
+            lines.append(f"  {g:<10} {'-' if a is None else f'{a:.0%}'}")
+        w = max(len(g) for g in self.labels)
+        short = [g[:4] for g in self.labels]
+        lines.append("track confusion (rows true, columns predicted):")
+        lines.append(" " * (w + 2) + " ".join(f"{s:>4}" for s in short))
+        for g, row in zip(self.labels, self.confusion):
+            lines.append(f"  {g:<{w}}" + " ".join(f"{v:>4}" for v in row))
+        return "\n".join(lines)
+
+
+def score(probs: np.ndarray, windows, labels, split: str) -> Report:
+    """A Report from window probabilities and the ``features.Windows`` they came from."""
+    labels = tuple(labels)
+    n = len(labels)
+    y = np.asarray(windows.y)
+    chunk_pred = probs.argmax(1)
+    tp, tl = track_probabilities(probs, windows.track, y)
+    track_pred = tp.argmax(1)
+    per = {}
+    for i, g in enumerate(labels):
+        mask = tl == i
+        per[g] = float(np.mean(track_pred[mask] == i)) if mask.any() else None
+    order = list(dict.fromkeys(np.asarray(windows.track).tolist()))
+    tracks = [{"id": windows.tracks[o].track_id, "true": labels[int(tl[j])],
+               "predicted": labels[int(track_pred[j])], "confidence": float(tp[j].max())}
+              for j, o in enumerate(order)]
+    return Report(split=split, labels=labels, n_tracks=len(tl), n_windows=len(y),
+                  chunk_accuracy=float(np.mean(chunk_pred == y)) if len(y) else 0.0,
+                  track_accuracy=float(np.mean(track_pred == tl)) if len(tl) else 0.0,
+                  per_genre=per, confusion=confusion_matrix(tl, track_pred, n).tolist(),
+                  chunk_confusion=confusion_matrix(y, chunk_pred, n).tolist(), tracks=tracks)
