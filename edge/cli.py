@@ -8,45 +8,11 @@ normal).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
-BACKEND_CHOICES = ("auto", "ai-edge-litert", "tflite-runtime", "onnxruntime")
+from edge_genre.edge.cli_args import add_model_args, positive_float, positive_int
 
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number above 0 (anything else is a usage error: one line, exit 2)."""
-    import math
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, not {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {text!r}")
-    return value
-
-
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", metavar="PATH|NAME",
-                   help="a .tflite or .onnx file made by 'edge-genre export', or the name of a "
-                        "shipped model (default: the shipped default; 'music': the heavier "
-                        "music-trained teacher)")
-    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
-                   help="interpreter (default: ai-edge-litert, then tflite-runtime for .tflite; "
-                        "onnxruntime for .onnx)")
-    p.add_argument("--threads", type=int, metavar="N", help="interpreter threads (default: backend's)")
+__all__ = ["add_model_args", "positive_float", "positive_int"]  # their home: cli_args.py
 
 
 def register(sub) -> None:
@@ -92,6 +58,10 @@ def register(sub) -> None:
                         "(default 60)")
     p.set_defaults(func=run_listen)
 
+    from edge_genre.edge import tag_cli
+
+    tag_cli.register(sub)  # `tag`: a whole library, the same per-track function as predict
+
 
 # ----------------------------------------------------------------------------- predict
 
@@ -126,21 +96,14 @@ def audio_files(paths) -> list[tuple[str, str | None]]:
 def run_predict(args) -> int:
     from edge_genre.edge import views
     from edge_genre.edge.classifier import Classifier
-    from edge_genre.errors import AudioError
+    from edge_genre.edge.track import classify_track  # the per-track function `tag` uses too
 
     clf = Classifier(args.model, backend=args.backend, threads=args.threads)
     failed = 0
     for path, problem in audio_files(args.paths):
         result = None
         if problem is None:
-            try:
-                result = clf.classify_file(path)
-            except AudioError as exc:
-                problem = str(exc).removeprefix(f"{path}: ")
-            else:
-                if result.silent:
-                    problem = (f"silent (every window below {clf.config.silence_dbfs:g} dBFS): "
-                               "no music to classify")
+            result, problem = classify_track(clf, path)
         if problem is not None:
             failed += 1
             print(f"{path}: error: {problem}", file=sys.stderr, flush=True)

@@ -1,10 +1,9 @@
 """``edge-genre serve``: the genre web page and its HTTP API (light at import: argparse only)."""
 from __future__ import annotations
 
-import argparse
 import sys
 
-from edge_genre.edge.cli import add_model_args
+from edge_genre.edge.cli_args import add_model_args
 
 
 def register(sub) -> None:

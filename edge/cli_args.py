@@ -1,0 +1,42 @@
+"""Command-line arguments shared by every command that runs a model (``predict``, ``listen``,
+``tag``, ``serve``): one definition of each flag's name, type and help. argparse only."""
+from __future__ import annotations
+
+import argparse
+
+BACKEND_CHOICES = ("auto", "ai-edge-litert", "tflite-runtime", "onnxruntime")
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number above 0 (anything else is a usage error: one line, exit 2)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, not {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text!r}")
+    return value
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="PATH|NAME",
+                   help="a .tflite or .onnx file made by 'edge-genre export', or the name of a "
+                        "shipped model (default: the shipped default; 'music': the heavier "
+                        "music-trained teacher)")
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+                   help="interpreter (default: ai-edge-litert, then tflite-runtime for .tflite; "
+                        "onnxruntime for .onnx)")
+    p.add_argument("--threads", type=int, metavar="N", help="interpreter threads (default: backend's)")

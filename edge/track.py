@@ -1,0 +1,57 @@
+"""One track through the runtime: the per-track function that ``predict``, ``tag`` (in worker
+processes) and the Ray engine all call, so a track gets the same answer and the same error line
+whichever of them classifies it."""
+from __future__ import annotations
+
+import logging
+import os
+
+from edge_genre.errors import AudioError
+
+log = logging.getLogger("edge_genre.tag")
+
+
+def silent_problem(clf) -> str:
+    return (f"silent (every window below {clf.config.silence_dbfs:g} dBFS): "
+            "no music to classify")
+
+
+def classify_track(clf, path):
+    """``(TrackResult, None)`` for a track, or ``(None, problem)`` when it cannot be classified
+    (an ``AudioError``: unreadable, corrupt, empty, too short; or every window silent).
+
+    The one per-track function of ``predict`` and ``tag``. ``problem`` is the message without
+    the path in front."""
+    try:
+        result = clf.classify_file(path)
+    except AudioError as exc:
+        return None, str(exc).removeprefix(f"{path}: ")
+    if result.silent:
+        return None, silent_problem(clf)
+    return result, None
+
+
+def track_fields(clf, path) -> dict:
+    """The classification part of a track's row: ``genre``, ``confidence``, ``probs`` (one float
+    per label, the card's order), ``seconds`` (of audio), ``error`` (None when classified).
+
+    Any exception from one file (a decoder bug, not only ``AudioError``) becomes that file's
+    error: one bad file never ends a batch."""
+    try:
+        result, problem = classify_track(clf, path)
+    except Exception as exc:  # noqa: BLE001 - a bug on one file must not end the library
+        log.debug("unexpected error on %s", path, exc_info=True)
+        result, problem = None, f"unexpected error: {type(exc).__name__}: {exc}"
+    if problem is not None:
+        return {"genre": None, "confidence": None, "probs": None, "seconds": None,
+                "error": problem}
+    return {"genre": result.label, "confidence": float(result.confidence),
+            "probs": [float(p) for p in result.probs], "seconds": float(result.duration),
+            "error": None}
+
+
+def usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
