@@ -7,6 +7,12 @@ peak RSS of ``edge-genre predict``, and a Raspberry Pi estimate; per
 front-end: cost per hop streaming / from scratch / librosa. Peers in the same run: the paper
 preset's files and YAMNet. Ratios between them are the headline (machines are noisy; ratios from
 one run are what carry over).
+
+A waveform-in file (``edge-genre export --mediapipe``: the log-mel front-end is in its graph) is
+timed on raw audio windows, so its per-window latency already holds the front-end, and its
+streaming cost is ``Classifier.push`` cutting raw windows with no numpy front-end: nothing is
+added for a front-end it does not use. It has no row in the front-end table
+(``frontend_in_graph`` in its record says why).
 """
 from __future__ import annotations
 
@@ -163,6 +169,10 @@ def run_bench(cfg: BenchConfig, argv: list[str] | None = None, say=_say) -> dict
         rec = _measure_file(entry, cfg, available, threads, timing, default_held, windows,
                             predict_audio, say)
         entry.record = rec
+        if rec.get("frontend_in_graph"):
+            notes.append(f"{rec['name']}: waveform in, front-end in-graph: its latency and "
+                         "streaming figures include its log-mel front-end (no numpy front-end "
+                         "is run or added); its MACs and params count the mel matrix, not the FFT")
         key = rec.pop("_frontend_key", None)
         if key and key not in frontends:
             card = rec.pop("_card")
@@ -246,8 +256,11 @@ def _model_entries(cfg: BenchConfig, say, notes: list[str]) -> list[ModelEntry]:
 
 def _measure_file(entry: ModelEntry, cfg: BenchConfig, available, threads, timing,
                   default_held, windows, predict_audio, say) -> dict:
+    from edge_genre.edge.backends import is_waveform
+
     path = entry.path
     card = _card(path, available)
+    in_graph = is_waveform(card)  # waveform in: the front-end is inside the timed model
     cost = graph_macs.count(path)
     rec = {"name": path.name, "path": str(path), "role": entry.role, "preset": card.preset,
            "format": path.suffix.lstrip(".").lower(), "quantization": card.quantization,
@@ -255,7 +268,7 @@ def _measure_file(entry: ModelEntry, cfg: BenchConfig, available, threads, timin
            "labels": list(card.labels), "file_bytes": path.stat().st_size,
            "params": cost.params, "macs": cost.macs, "ops": cost.ops,
            "pi_estimate_ms": pi_estimate.estimates(cost.macs), "note": entry.note,
-           "latency": [], "streaming": [], "accuracy": None}
+           "frontend_in_graph": in_graph, "latency": [], "streaming": [], "accuracy": None}
     acc_plan = accuracy.plan(path, card, default_held.dataset, entry.trained, entry.run_dir,
                              cfg.max_tracks)
     rec["accuracy"], held = acc_plan.accuracy, acc_plan.held
@@ -274,13 +287,15 @@ def _measure_file(entry: ModelEntry, cfg: BenchConfig, available, threads, timin
                                    "per_window_ms": stats.to_dict()})
             if n == max(threads) and rec["accuracy"] is None and held is not None:
                 say(f"{path.name}: accuracy on {len(held.tracks)} held-out tracks")
-                rec["accuracy"] = accuracy.evaluate(runner, held, windows)
+                rec["accuracy"] = (_evaluate_waveform(runner, held) if in_graph
+                                   else accuracy.evaluate(runner, held, windows))
             del runner
         say(f"{path.name} [{backend}, 1 thread]: streaming end to end")
         runner = _load(path, backend, 1)
         y = _stream_audio(default_held.tracks, card.frontend.sample_rate, cfg.stream_seconds)
         cost_stream = streaming.measure(runner, y, budget_seconds=3 * cfg.seconds)
-        rec["streaming"].append({"backend": backend, "threads": 1, **cost_stream.to_dict()})
+        rec["streaming"].append({"backend": backend, "threads": 1, **cost_stream.to_dict(),
+                                 "frontend": "in-graph" if in_graph else "numpy streaming"})
         del runner
     # Peers get one cold start each: they are there for scale, and a paper-model predict of a
     # whole track takes seconds.
@@ -289,10 +304,52 @@ def _measure_file(entry: ModelEntry, cfg: BenchConfig, available, threads, timin
         say(f"{path.name}: cold start of predict x{repeats}")
         cs = coldstart.measure(coldstart.predict_command(predict_audio, path), repeats)
         rec["cold_start"] = cs.to_dict()
+    if in_graph:  # no numpy front-end to measure for it
+        return rec
     from edge_genre.train.features import settings_key
     rec["_frontend_key"] = settings_key(card.frontend, card.window)
     rec["_card"] = card
     return rec
+
+
+def _evaluate_waveform(runner, held, batch: int = 8) -> dict:
+    """``accuracy.evaluate`` for a waveform-in file: the same windows (the training rule,
+    ``train.features.cut_windows``) given as raw audio at the card's rate instead of features;
+    an unreadable track is skipped, as ``load_windows`` skips it."""
+    from edge_genre.edge.audio import load
+    from edge_genre.errors import AudioError
+    from edge_genre.train.features import cut_windows
+
+    card = runner.card
+    label_of = {name: i for i, name in enumerate(card.labels)}
+    tracks = [t for t in held.tracks if t.genre in label_of]
+    if not tracks:
+        raise DataError("none of the held-out tracks has a genre the model knows")
+    track_probs, truth, window_hits, n_windows = [], [], 0, 0
+    for track in tracks:
+        try:
+            y = load(track.path, card.frontend.sample_rate)
+        except AudioError as exc:
+            log.warning("skipping %s", exc)
+            continue
+        cut = cut_windows(y, card.frontend, card.window)
+        if not len(cut):
+            continue
+        probs = np.concatenate([runner.predict(cut[i:i + batch])
+                                for i in range(0, len(cut), batch)])
+        label = label_of[track.genre]
+        track_probs.append(probs.mean(axis=0))
+        truth.append(label)
+        window_hits += int(np.sum(probs.argmax(1) == label))
+        n_windows += len(probs)
+    if not truth:
+        raise DataError("no held-out windows could be read")
+    return {
+        "track_accuracy": float(np.mean(np.argmax(track_probs, axis=1) == np.array(truth))),
+        "window_accuracy": window_hits / n_windows,
+        "tracks": len(truth), "windows": n_windows, "held_out": held.description,
+        "source": accuracy.SOURCE_HELD_OUT,
+    }
 
 
 def _measure_yamnet(cfg: BenchConfig, threads, timing, held, say, notes) -> dict:
@@ -394,7 +451,11 @@ def ratios(record: dict) -> dict:
     yam_1t = next((r["per_window_ms"]["median_ms"] for r in yam.get("latency", [])
                    if r["threads"] == 1), None)
     out["yamnet_over_edge_model_latency_1thread"] = _ratio(yam_1t, edge_1t)
-    if fe and edge_1t:
+    if edge and edge.get("frontend_in_graph"):
+        # A waveform-in file's model latency already holds its front-end.
+        out["edge_frontend_in_graph"] = True
+        out["yamnet_over_edge_frontend_plus_model_1thread"] = _ratio(yam_1t, edge_1t)
+    elif fe and edge_1t:
         # YAMNet's file computes its own log-mel: compare with the edge model plus its front-end.
         total = edge_1t + fe["per_hop_ms"]["scratch"]["median_ms"]
         out["yamnet_over_edge_frontend_plus_model_1thread"] = _ratio(yam_1t, total)

@@ -78,14 +78,19 @@ def time_calls(fn: Callable[[], object], cfg: TimingConfig = TimingConfig()) -> 
     return LatencyStats.from_seconds(samples)
 
 
-def model_input(input_shape: tuple, seed: int = 0) -> np.ndarray:
-    """One normalised-feature-like input (batch 1): standard normal, as ``features`` gives after
-    normalisation. Dense CNN latency does not depend on the values."""
+def model_input(input_shape: tuple, seed: int = 0, waveform: bool = False) -> np.ndarray:
+    """One input (batch 1): normalised-feature-like, standard normal, as ``features`` gives after
+    normalisation; or for a waveform-in file one window of audio-like noise (about -20 dBFS).
+    Dense CNN latency (and an in-graph FFT's) does not depend on the values."""
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((1,) + tuple(int(d) for d in input_shape)).astype(np.float32)
+    x = rng.standard_normal((1,) + tuple(int(d) for d in input_shape))
+    return (0.1 * x if waveform else x).astype(np.float32)
 
 
 def model_latency(runner, cfg: TimingConfig = TimingConfig(), seed: int = 0) -> LatencyStats:
-    """Per-window latency of a loaded ``edge.backends.Runner`` alone (no front-end)."""
-    x = model_input(runner.input_shape, seed)
+    """Per-window latency of a loaded ``edge.backends.Runner`` alone: no numpy front-end. For a
+    waveform-in file (``runner.waveform``) the model computes its log-mel front-end in its
+    graph, so this latency includes it."""
+    waveform = bool(getattr(runner, "waveform", False))
+    x = model_input(runner.input_shape, seed, waveform)
     return time_calls(lambda: runner.predict(x), cfg)

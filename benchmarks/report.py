@@ -110,7 +110,10 @@ def markdown(record: dict) -> str:
         "the start. Backends: " + ", ".join(f"{k} {v}" for k, v in mach["backends"].items()) + ".",
         "",
         "Latency is wall time per 4 s window of the model alone (median, then p90 / p99, ms); "
-        "streaming is front-end + model + decision per hop on one thread. Accuracy is track "
+        "streaming is front-end + model + decision per hop on one thread. A file marked "
+        "**front-end in-graph** takes raw audio and computes its log-mel inside the model: its "
+        "latency includes that front-end, and its streaming figures run it once, with no numpy "
+        "front-end. Accuracy is track "
         "accuracy and says where it comes from: **CV** = mean ± std over the folds of the "
         "cross-validation recorded in the file's model card (`edge-genre export --cv-record`), "
         "quoted, not measured here; **held-out** = measured on the test tracks its training run "
@@ -137,6 +140,8 @@ def markdown(record: dict) -> str:
             stream = next((s for s in m.get("streaming", []) if s["backend"] == backend), None)
             cs = m.get("cold_start") or {}
             name = m["name"] + ("" if m["role"] == "edge" else f" ({m['role']} peer)")
+            if m.get("frontend_in_graph"):
+                name += " (front-end in-graph)"
             lines.append(
                 f"| {name} | {m['format']} {m['quantization']} | {_size(m['file_bytes'])} | "
                 f"{_count(m['params'])} | {_count(m['macs'])} | {_acc(m, n_dataset)} | "
@@ -177,6 +182,10 @@ def markdown(record: dict) -> str:
             f"{fe['frames_computed_per_hop']:.0f} / {fe['frames_reused_per_hop']:.0f} | "
             f"{cell(ph['streaming'])} | {cell(ph['scratch'])} | {cell(ph['scratch_logmel'])} | "
             f"{cell(ph['librosa'])} |")
+    in_graph = [m["name"] for m in record["models"] if m.get("frontend_in_graph")]
+    if in_graph:
+        lines += ["", f"Not in this table: {', '.join(in_graph)} (front-end in-graph: its cost "
+                  "is inside the model's latency and streaming figures)."]
     notes = [fe["librosa_note"] for fe in record["frontends"] if fe.get("librosa_note")]
     if notes:
         lines += ["", "librosa peer: " + notes[0] + "."]
@@ -190,7 +199,10 @@ def markdown(record: dict) -> str:
             ("yamnet_over_edge_model_latency_1thread",
              "YAMNet per 4 s / edge model per window, 1 thread"),
             ("yamnet_over_edge_frontend_plus_model_1thread",
-             "YAMNet per 4 s (includes its front-end) / edge front-end from scratch + model, 1 thread"),
+             "YAMNet per 4 s (includes its front-end) / edge model with its front-end in-graph, "
+             "1 thread" if r.get("edge_frontend_in_graph") else
+             "YAMNet per 4 s (includes its front-end) / edge front-end from scratch + model, "
+             "1 thread"),
             ("librosa_over_streaming_frontend", "librosa log-mel / streaming front-end, per hop"),
             ("librosa_over_scratch_logmel", "librosa log-mel / our log-mel from scratch, per window"),
             ("scratch_over_streaming_frontend", "from-scratch / streaming front-end, per hop"),

@@ -7,11 +7,19 @@ Backends, in the order ``backend="auto"`` tries them:
   fails with numpy 2: detected and reported, never a crash).
 - ``.onnx``: ``onnxruntime``.
 
-Every runner takes NORMALISED features, shape (n, H, W, 1) float32 as ``edge.frontend.features``
-gives them, and returns (n, n_labels) float32 probabilities. int8 inputs and outputs are
-quantised / dequantised here with the tensor's own scale and zero point, so callers never see them.
-A file without the edge-genre card, or whose input shape disagrees with its card, is refused with
-a ``ModelError`` before anything runs. Nothing here imports TensorFlow.
+Every runner returns (n, n_labels) float32 probabilities. What it takes depends on the file:
+
+- a spectrogram-in file (the ordinary export): NORMALISED features, shape (n, H, W, 1) float32
+  as ``edge.frontend.features`` gives them;
+- a waveform-in file (``edge-genre export --mediapipe``; its card says ``extra["input"] ==
+  "waveform"``): raw mono windows, shape (n, window_samples) float32 at the card's sample rate;
+  the log-mel front-end is inside the graph. ``Runner.waveform`` says which.
+
+int8 inputs and outputs are quantised / dequantised here with the tensor's own scale and zero
+point, so callers never see them. A file whose graph has a fixed batch of 1 (the waveform-in
+files) runs one window per invoke, its input never resized. A file without the edge-genre card,
+or whose input shape disagrees with its card, is refused with a ``ModelError`` before anything
+runs. Nothing here imports TensorFlow.
 """
 from __future__ import annotations
 
@@ -40,6 +48,10 @@ _MODULES = {LITERT: "ai_edge_litert", TFLITE_RUNTIME: "tflite_runtime", ONNXRUNT
 _INSTALL_HINT = {".tflite": "pip install ai-edge-litert (or: pip install 'edge-genre[edge]')",
                  ".onnx": "pip install onnxruntime (or: pip install 'edge-genre[onnx]')"}
 _ALL = (LITERT, TFLITE_RUNTIME, ONNXRUNTIME)
+#: Card ``extra`` key saying what a file takes, and the value of a waveform-in file
+#: (``export.mediapipe.INPUT_KEY`` / ``WAVEFORM``; a card without the key takes features).
+INPUT_KEY = "input"
+WAVEFORM = "waveform"
 
 
 # ----------------------------------------------------------------------------- discovery
@@ -119,7 +131,9 @@ class Runner:
     path : the model file.
     card : its ModelCard (labels, front-end, windowing), read from the file itself.
     backend : "ai-edge-litert", "tflite-runtime" or "onnxruntime".
-    input_shape : (H, W, 1), as the card says and the file agrees.
+    input_shape : one window's input, as the card says and the file agrees: (H, W, 1) features,
+        or (window_samples,) audio for a waveform-in file.
+    waveform : whether the file takes raw audio windows (its front-end is in its graph).
     threads : interpreter threads asked for (None: the backend's default).
     """
 
@@ -128,13 +142,15 @@ class Runner:
     def __init__(self, path: Path, card: ModelCard, threads: int | None):
         self.path, self.card, self.threads = Path(path), card, threads
         self.input_shape = expected_input_shape(card)
+        self.waveform = is_waveform(card)
 
     @property
     def labels(self) -> tuple[str, ...]:
         return self.card.labels
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """x: (n, H, W, 1) float32 normalised features -> (n, n_labels) float32 probabilities."""
+        """x: (n, *input_shape) float32 -> (n, n_labels) float32 probabilities: normalised
+        features (n, H, W, 1), or for a waveform-in file mono windows (n, window_samples)."""
         x = np.asarray(x, dtype=np.float32)
         if x.ndim == len(self.input_shape):
             x = x[None]
@@ -154,12 +170,29 @@ class Runner:
                 f"quantization={self.card.quantization!r}, input_shape={self.input_shape})")
 
 
+def is_waveform(card: ModelCard) -> bool:
+    """Whether the card is a waveform-in file's (``extra["input"] == "waveform"``); ModelError
+    for an input kind this runtime does not know."""
+    kind = card.extra.get(INPUT_KEY) if isinstance(card.extra, dict) else None
+    if kind is None:
+        return False
+    if kind != WAVEFORM:
+        raise ModelError(f"model card says input {kind!r}; this edge-genre runs spectrogram-in "
+                         f"files and {WAVEFORM!r} files (upgrade edge-genre?)")
+    return True
+
+
 def expected_input_shape(card: ModelCard) -> tuple[int, ...]:
-    """(H, W, 1) that the card's front-end gives for one window; ModelError if the card disagrees."""
-    shape = tuple(card.frontend.feature_shape(card.window.window_samples(card.frontend)))
+    """One window's model input: (H, W, 1) that the card's front-end gives, or for a waveform-in
+    card (window_samples,); ModelError if the card's ``input_shape`` disagrees."""
+    n = card.window.window_samples(card.frontend)
+    if is_waveform(card):
+        shape, what = (n,), "its window"
+    else:
+        shape, what = tuple(card.frontend.feature_shape(n)), "its front-end"
     if card.input_shape and tuple(card.input_shape) != shape:
-        raise ModelError(f"model card says input {tuple(card.input_shape)} but its front-end "
-                         f"gives {shape} per window")
+        raise ModelError(f"model card says input {tuple(card.input_shape)} but {what} gives "
+                         f"{shape} per window")
     return shape
 
 
@@ -176,8 +209,9 @@ def _check_file_shape(path: Path, file_shape, expected: tuple[int, ...]) -> bool
                 ok = False
     if not ok:
         shown = tuple(d if isinstance(d, int) and d >= 0 else "?" for d in dims)
+        what = "window" if len(expected) == 1 else "front-end"
         raise ModelError(f"{path}: the model's input {shown} does not match its card's "
-                         f"front-end ({', '.join(map(str, ('n',) + expected))})")
+                         f"{what} ({', '.join(map(str, ('n',) + expected))})")
     batch = dims[0]
     return not (isinstance(batch, int) and batch > 0)
 
@@ -239,7 +273,7 @@ class TFLiteRunner(Runner):
 
     def _invoke(self, x: np.ndarray) -> np.ndarray:
         it = self._interp
-        if len(x) != self._batch:
+        if len(x) != self._batch:  # a dynamic batch only: a batch-1 file is given one window
             it.resize_tensor_input(self._in["index"], [len(x), *self.input_shape])
             with _quiet_native_stderr():
                 it.allocate_tensors()
@@ -253,7 +287,8 @@ class TFLiteRunner(Runner):
     def _run(self, x: np.ndarray) -> np.ndarray:
         if self._dynamic_batch:
             return self._invoke(x)
-        # A batch-1 file: one window at a time.
+        # A batch-1 file (the waveform-in files are): one window per invoke, as the graph was
+        # built; its input is never resized.
         return np.concatenate([self._invoke(x[i:i + 1]) for i in range(len(x))])
 
 

@@ -7,6 +7,12 @@ and returns one ``Decision`` per completed window. ``Classifier.classify(y, samp
 whole track the same way (same windows, same features) and averages the windows' probabilities,
 as the paper does for a track.
 
+Waveform-in model files (``edge-genre export --mediapipe``: the log-mel front-end inside the
+graph) take the same windows as raw mono samples at the card's rate: the stream is cut by
+``StreamingWindows``, the window cut ``StreamingFrontend`` is built on, and each window's samples
+go to the runner instead of its features. Everything else (resampler, hop, silence gate,
+smoothing, batching, decisions) is one code path for both kinds of file.
+
 A whole track streams: ``classify_file`` reads the file block by block (``audio.open_stream``),
 resamples each block as it comes, cuts windows as they complete, and sends them to the
 interpreter ``max_batch`` (8) at a time; the track's probabilities are a running sum. What it
@@ -31,7 +37,7 @@ import numpy as np
 
 from edge_genre.edge.audio import rms_dbfs, to_mono
 from edge_genre.edge.backends import Runner, as_runner
-from edge_genre.edge.frontend import StreamingFrontend
+from edge_genre.edge.frontend import StreamingFrontend, StreamingWindows
 from edge_genre.edge.resample import Resampler
 from edge_genre.errors import AudioError
 
@@ -76,7 +82,8 @@ class Decision:
     ``label``/``confidence`` are this window's; ``smoothed_label``/``smoothed_confidence`` the
     mean over the last windows (see ClassifierConfig.smoothing). Silent windows have
     ``silent=True``, label ``"no music"``, zero probabilities and were not run through the model.
-    ``latency_ms`` is the wall time of the front-end and the model for this window.
+    ``latency_ms`` is the wall time of the front-end and the model for this window (for a
+    waveform-in file the front-end runs inside the model).
     """
 
     index: int
@@ -276,7 +283,8 @@ class Classifier:
 
     Parameters
     ----------
-    model : a Runner, a model file path, or None for the shipped default model.
+    model : a Runner, a model file path, or None for the shipped default model. A waveform-in
+        file (``runner.waveform``) gets each window's samples instead of its features.
     backend, threads : passed to ``backends.load_model`` when ``model`` is not a Runner.
     config : ClassifierConfig (hop, smoothing, silence gate); keyword overrides of its fields
         (``hop_seconds=``, ``smoothing=``, ``silence_dbfs=``) are accepted too.
@@ -296,6 +304,8 @@ class Classifier:
         self.sample_rate = card.frontend.sample_rate
         self.window_samples = card.window.window_samples(self.frontend)
         self.hop_samples = card.window.hop_samples(self.frontend, cfg.hop_seconds)
+        #: The model takes raw windows (its front-end is in its graph), not features.
+        self.waveform = bool(self.runner.waveform)
         self.reset()
 
     @property
@@ -306,9 +316,16 @@ class Classifier:
     def hop_seconds(self) -> float:
         return self.hop_samples / self.sample_rate
 
+    def windows(self) -> StreamingWindows:
+        """A fresh window cut of a stream at the model's rate, giving what the model takes: each
+        window's features (``StreamingFrontend``), or its samples for a waveform-in file."""
+        if self.waveform:
+            return StreamingWindows(self.window_samples, self.hop_samples)
+        return StreamingFrontend(self.frontend, self.window_samples, self.hop_samples)
+
     def reset(self) -> None:
         """Forget the stream: the next push starts at time 0."""
-        self._stream = StreamingFrontend(self.frontend, self.window_samples, self.hop_samples)
+        self._stream = self.windows()
         self._smoother = _Smoother(self.config.smoothing)
         self._resampler: Resampler | None = None
         self._recent = np.zeros(0, dtype=np.float32)  # the last window's samples, for its level
@@ -316,7 +333,8 @@ class Classifier:
 
     @property
     def stream_stats(self) -> dict:
-        """STFT frames computed and reused so far (frame reuse is what makes a hop cheap)."""
+        """STFT frames computed and reused so far (frame reuse is what makes a hop cheap; both
+        0 for a waveform-in file, whose frames are computed in its graph)."""
         return {"frames_computed": self._stream.frames_computed,
                 "frames_reused": self._stream.frames_reused}
 
@@ -350,6 +368,7 @@ class Classifier:
         return out
 
     def _decide_window(self, x: np.ndarray, window: np.ndarray, t0: float) -> Decision:
+        """x: what the model takes for the window (features, or its samples)."""
         level = rms_dbfs(window)
         silent = not level >= self.config.silence_dbfs
         probs = (np.zeros(len(self.labels), dtype=np.float32) if silent
@@ -410,16 +429,17 @@ class Classifier:
 
 class _TrackRun:
     """One whole-track classification in progress: resampled audio in, windows cut as they
-    complete (the rule of ``classify``), their features batched to the interpreter."""
+    complete (the rule of ``classify``), their features (or samples, for a waveform-in file)
+    batched to the interpreter."""
 
     def __init__(self, clf: Classifier, name: str):
         self.clf, self.name = clf, name
         self.n, self.hop = clf.window_samples, clf.hop_samples
-        self.stream = StreamingFrontend(clf.frontend, self.n, self.hop)
+        self.stream = clf.windows()
         self.log = WindowLog(clf.labels, self.hop, self.n, clf.sample_rate, clf.config.smoothing)
         self.sum = np.zeros(len(clf.labels), dtype=np.float32)  # of the heard windows' probs
         self.heard = 0
-        self.pending: list[tuple[int, np.ndarray]] = []  # (window, features) not yet run
+        self.pending: list[tuple[int, np.ndarray]] = []  # (window, model input) not yet run
         self.seconds = 0.0  # front-end and model time
         self.samples = 0  # at the model's rate, fed so far
         self.buf = np.zeros(0, dtype=np.float32)  # from the next window's start on (levels)

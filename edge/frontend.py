@@ -5,7 +5,8 @@ Plain functions over arrays, librosa-style: ``mel_filterbank``, ``power_spectrog
 (``tests/edge/test_frontend.py``); nothing here imports it.
 
 ``StreamingFrontend`` produces the same features window by window from a live stream, reusing
-the STFT frames that consecutive windows share.
+the STFT frames that consecutive windows share; ``StreamingWindows`` is its window cut alone,
+giving each window's samples (what a waveform-in model file takes).
 """
 from __future__ import annotations
 
@@ -187,35 +188,27 @@ def features_batch(windows: np.ndarray, cfg: FrontendConfig) -> np.ndarray:
 # ----------------------------------------------------------------------------- streaming
 
 
-class StreamingFrontend:
-    """Features of overlapping windows of a stream, reusing the frames windows share.
+class StreamingWindows:
+    """Overlapping windows of a stream: the one window cut of the edge runtime.
 
-    Windows start every ``hop_samples`` samples and are ``window_samples`` long. A frame that
-    lies wholly inside the stream (not in a window's centre padding) depends only on the audio
-    under it, so it is computed once and kept while a later window still needs it; only the
-    frames that are new since the last window (and the few padded edge frames of a centred
-    front-end) are computed per hop. ``push`` returns exactly what ``features`` returns for each
-    window's samples.
+    Windows start every ``hop_samples`` samples and are ``window_samples`` long; ``push`` returns
+    one item per window that the samples so far complete, in order. Here the item is the window's
+    samples (float32), what a waveform-in model takes; ``StreamingFrontend`` returns its features
+    instead, with the same cut.
     """
 
-    def __init__(self, cfg: FrontendConfig, window_samples: int, hop_samples: int):
+    def __init__(self, window_samples: int, hop_samples: int):
         if hop_samples <= 0 or window_samples <= 0:
             raise ValueError("window and hop must be positive")
-        self.cfg = cfg
         self.window_samples = int(window_samples)
         self.hop_samples = int(hop_samples)
-        self._rel_starts = frame_starts(cfg, self.window_samples)
-        self._interior = (self._rel_starts >= 0) & (
-            self._rel_starts + cfg.n_fft <= self.window_samples)
-        self._mel = mel_filterbank(cfg).astype(np.float64)
         self.reset()
 
     def reset(self) -> None:
         self._buffer = np.zeros(0, dtype=np.float64)
         self._buffer_start = 0  # absolute index of _buffer[0]
         self._next_window = 0  # absolute start of the next window to emit
-        self._cache: dict[int, np.ndarray] = {}  # absolute frame start -> mel column
-        self.frames_computed = 0  # counters for tests and benchmarks
+        self.frames_computed = 0  # STFT frames (StreamingFrontend); 0 for raw windows
         self.frames_reused = 0
 
     @property
@@ -223,12 +216,12 @@ class StreamingFrontend:
         return self._buffer_start + len(self._buffer)
 
     def push(self, samples: np.ndarray) -> list[np.ndarray]:
-        """Add mono samples at ``cfg.sample_rate``; return the features of each completed window."""
+        """Add mono samples; return what ``_emit`` gives for each completed window."""
         samples = np.asarray(samples, dtype=np.float64).reshape(-1)
         self._buffer = np.concatenate([self._buffer, samples])
         out = []
         while self._next_window + self.window_samples <= self.samples_seen:
-            out.append(self._window_features(self._next_window))
+            out.append(self._emit(self._next_window))
             self._next_window += self.hop_samples
         self._trim()
         return out
@@ -238,10 +231,52 @@ class StreamingFrontend:
         start = self._next_window - self.hop_samples - self._buffer_start
         return self._buffer[max(0, start):max(0, start) + self.window_samples]
 
+    def _window(self, start: int) -> np.ndarray:
+        offset = start - self._buffer_start
+        return self._buffer[offset:offset + self.window_samples]
+
+    def _emit(self, start: int) -> np.ndarray:
+        """The window starting at absolute sample ``start``: its samples, float32."""
+        return self._window(start).astype(np.float32)
+
+    def _trim(self) -> None:
+        keep_from = self._next_window  # nothing before the next window is needed again
+        drop = keep_from - self._buffer_start
+        if drop > 0:
+            self._buffer = self._buffer[drop:]
+            self._buffer_start = keep_from
+
+
+class StreamingFrontend(StreamingWindows):
+    """Features of overlapping windows of a stream, reusing the frames windows share.
+
+    The windows are ``StreamingWindows``'s. A frame that lies wholly inside the stream (not in a
+    window's centre padding) depends only on the audio under it, so it is computed once and kept
+    while a later window still needs it; only the frames that are new since the last window (and
+    the few padded edge frames of a centred front-end) are computed per hop. ``push`` returns
+    exactly what ``features`` returns for each window's samples.
+    """
+
+    def __init__(self, cfg: FrontendConfig, window_samples: int, hop_samples: int):
+        if hop_samples <= 0 or window_samples <= 0:
+            raise ValueError("window and hop must be positive")
+        self.cfg = cfg
+        self._rel_starts = frame_starts(cfg, int(window_samples))
+        self._interior = (self._rel_starts >= 0) & (
+            self._rel_starts + cfg.n_fft <= int(window_samples))
+        self._mel = mel_filterbank(cfg).astype(np.float64)
+        super().__init__(window_samples, hop_samples)
+
+    def reset(self) -> None:
+        super().reset()
+        self._cache: dict[int, np.ndarray] = {}  # absolute frame start -> mel column
+
+    def _emit(self, start: int) -> np.ndarray:
+        return self._window_features(start)
+
     def _window_features(self, start: int) -> np.ndarray:
         cfg = self.cfg
-        offset = start - self._buffer_start
-        window = self._buffer[offset:offset + self.window_samples]
+        window = self._window(start)
         columns = np.empty((len(self._rel_starts), self._mel.shape[0]), dtype=np.float64)
         missing = []
         for j, (rel, inside) in enumerate(zip(self._rel_starts, self._interior)):
@@ -265,10 +300,6 @@ class StreamingFrontend:
         return finish(columns.T, cfg)
 
     def _trim(self) -> None:
-        keep_from = self._next_window  # nothing before the next window is needed again
-        drop = keep_from - self._buffer_start
-        if drop > 0:
-            self._buffer = self._buffer[drop:]
-            self._buffer_start = keep_from
-        for key in [k for k in self._cache if k < keep_from]:
+        super()._trim()
+        for key in [k for k in self._cache if k < self._next_window]:
             del self._cache[key]

@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 
 from edge_genre.edge.config import FrontendConfig, ModelCard, WindowConfig
-from edge_genre.errors import ModelError
 from tests.conftest import GTZAN_MINI, YAMNET_TFLITE
 
 pytestmark = pytest.mark.slow
@@ -387,15 +386,39 @@ def test_standard_metadata_and_card_are_both_in_the_file(exported, transfer_run)
     assert labels.type == fb.AssociatedFileType.TENSOR_AXIS_LABELS
 
 
-def test_todays_runtime_refuses_the_waveform_file_with_one_line(exported):
-    """Until the edge runtime learns waveform-in files, loading one is a ModelError, not a
-    wrong answer."""
-    from edge_genre.edge.backends import load_model
+def test_the_runtime_runs_the_waveform_files_like_the_spectrogram_file(exported,
+                                                                       spectrogram_file,
+                                                                       transfer_run):
+    """``edge-genre predict --model transfer-mediapipe.tflite`` works: the edge runtime takes the
+    waveform-in files (raw 16 kHz windows, one per invoke, front-end in the graph) and on the
+    run's held-out tracks the fp32 file gives what the spectrogram-in file of the same run gives
+    (same windows, same labels, probabilities within FP32_MAX_PROB_DIFF); the int8-weights file
+    runs the same windows."""
+    from edge_genre.edge.classifier import Classifier
+    from edge_genre.export import mediapipe as M
 
     out, _ = exported
-    with pytest.raises(ModelError) as err:
-        load_model(out / "transfer-mediapipe.tflite")
-    assert "\n" not in str(err.value)
+    wave = Classifier(out / "transfer-mediapipe.tflite")
+    int8w = Classifier(out / "transfer-mediapipe-int8w.tflite")
+    ref = Classifier(spectrogram_file)
+    assert wave.waveform and int8w.waveform and not ref.waveform
+    assert wave.runner.input_shape == int8w.runner.input_shape == (64000,)
+    rows = []
+    for path in run_tracks(transfer_run, "test")[:4]:
+        got, want, q = (c.classify_file(path) for c in (wave, ref, int8w))
+        assert got.label == want.label
+        assert np.abs(got.probs - want.probs).max() <= M.FP32_MAX_PROB_DIFF
+        assert len(got.decisions) == len(want.decisions) == len(q.decisions) == 14
+        for a, b in zip(got.decisions, want.decisions):
+            assert (a.start, a.silent, a.label) == (b.start, b.silent, b.label)
+            assert np.abs(a.probs - b.probs).max() <= M.FP32_MAX_PROB_DIFF
+        assert q.probs.sum() == pytest.approx(1.0, abs=1e-3)
+        rows.append((path.stem, want.label, got.label, q.label,
+                     float(np.abs(got.probs - want.probs).max()),
+                     float(np.abs(q.probs - want.probs).max())))
+    for r in rows:
+        print(f"\n{r[0]}: spectrogram-in {r[1]}, waveform-in {r[2]} (diff {r[4]:.1e}), "
+              f"int8w {r[3]} (diff {r[5]:.3f})", end="")
 
 
 def test_the_plain_shipped_file_is_refused_by_mediapipe():
