@@ -101,6 +101,17 @@ class PulseServer:
     def pactl(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["pactl", *args], env=self.env, capture_output=True, text=True)
 
+    def unplug(self) -> None:
+        """The microphone disappears: the null sink (and its monitor) is unloaded."""
+        for line in self.pactl("list", "short", "modules").stdout.splitlines():
+            if "module-null-sink" in line:
+                self.pactl("unload-module", line.split()[0])
+
+    def plug(self) -> None:
+        """It comes back, as the default source again."""
+        self.pactl("load-module", "module-null-sink", f"sink_name={SINK}", f"rate={SINK_RATE}")
+        self.pactl("set-default-source", f"{SINK}.monitor")
+
     def close(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -138,7 +149,10 @@ class LoopPlayer:
                 self._proc = subprocess.Popen(["paplay", f"--device={SINK}", str(self.path)],
                                               env=self.env, stdout=subprocess.DEVNULL,
                                               stderr=subprocess.DEVNULL)
+                started = time.monotonic()
             self._proc.wait()
+            if time.monotonic() - started < 1.0:  # no sink (pulled): try again shortly
+                self._stop.wait(0.5)
 
     def stop(self) -> None:
         with self._lock:
@@ -179,6 +193,10 @@ class LiveCost:
     mean_latency_ms: float | None
     exit_code: int | None
     stderr_tail: str = field(default="", repr=False)
+    #: device events (``device_lost``, ``device_restored``, ...) at seconds after the first decision
+    events: list[dict] = field(default_factory=list)
+    #: the largest gap between decisions outside an outage (lost -> restored)
+    max_gap_outside_outage_seconds: float | None = None
 
     @property
     def rss_growth_mib(self) -> float:
@@ -189,9 +207,11 @@ class LiveCost:
 
 
 def measure_listen(env: dict, seconds: float, every: float, model: str | None,
-                   audio: str, extra: list[str] = (), start_timeout: float = 90.0) -> LiveCost:
+                   audio: str, extra: list[str] = (), start_timeout: float = 90.0,
+                   fault=None) -> LiveCost:
     """Run ``listen --json`` on the virtual microphone; measure from its first decision on for
-    ``seconds``; stop it with SIGINT (as Ctrl-C)."""
+    ``seconds``; stop it with SIGINT (as Ctrl-C). ``fault``, if given, is called in a thread
+    once the measurement starts (e.g. to pull the microphone and plug it back)."""
     cmd = [sys.executable, "-m", "edge_genre", "listen", "--device", DEVICE, "--json", *extra]
     if model:
         cmd += ["--model", model]
@@ -225,6 +245,8 @@ def measure_listen(env: dict, seconds: float, every: float, model: str | None,
             raise BenchError("listen gave no decision: " + "\n".join(err_lines[-5:]))
         t0, c0, r0 = time.monotonic(), cpu_seconds(proc.pid), rss_mib(proc.pid)
         samples = [(t0, c0, r0)]
+        if fault is not None:
+            threading.Thread(target=fault, daemon=True).start()
         end = t0 + seconds
         while True:
             now = time.monotonic()
@@ -246,13 +268,24 @@ def measure_listen(env: dict, seconds: float, every: float, model: str | None,
                 proc.wait()
         for t in readers:
             t.join(5)
-    measured = [(t, d) for t, d in arrivals if t0 - 0.001 <= t <= t1]
+    in_window = [(t, d) for t, d in arrivals if t0 - 0.001 <= t <= t1]
+    events = [{"event": d["event"], "at_seconds": round(t - t0, 2)} for t, d in in_window
+              if "event" in d]
+    measured = [(t, d) for t, d in in_window if "event" not in d]
     times = [t0] + [t for t, _ in measured]
     gaps = [b - a for a, b in zip(times, times[1:])]
+    outages = []  # (lost, restored) on the monotonic clock
+    for t, d in in_window:
+        if d.get("event") == "device_lost":
+            outages.append([t, t1])
+        elif d.get("event") == "device_restored" and outages:
+            outages[-1][1] = t
+    calm = [b - a for a, b in zip(times, times[1:])
+            if not any(lo <= b and a <= hi for lo, hi in outages)]
     intervals = [100.0 * (cb - ca) / (tb - ta) for (ta, ca, _), (tb, cb, _) in zip(samples, samples[1:])
                  if tb > ta]
     latencies = [d.get("latency_ms") for _, d in measured if not d.get("silent")]
-    rates = {d.get("device_rate") for _, d in arrivals}
+    rates = {d.get("device_rate") for _, d in arrivals if "event" not in d}
     return LiveCost(audio=audio, wall_seconds=round(t1 - t0, 2), cpu_seconds=round(c1 - c0, 3),
                     core_percent=round(100.0 * (c1 - c0) / (t1 - t0), 2),
                     interval_core_percent=[round(x, 2) for x in intervals],
@@ -261,7 +294,9 @@ def measure_listen(env: dict, seconds: float, every: float, model: str | None,
                     max_gap_seconds=round(max(gaps), 3) if gaps else float("nan"),
                     device_rate=next(iter(rates)) if len(rates) == 1 else None,
                     mean_latency_ms=(round(sum(latencies) / len(latencies), 2) if latencies else None),
-                    exit_code=proc.returncode, stderr_tail="\n".join(err_lines[-5:]))
+                    exit_code=proc.returncode, stderr_tail="\n".join(err_lines[-5:]),
+                    events=events,
+                    max_gap_outside_outage_seconds=round(max(calm), 3) if calm else None)
 
 
 @dataclass
@@ -322,6 +357,10 @@ def report(result: dict) -> str:
             f"RSS {live['rss_start_mib']:.1f} MiB {live['rss_growth_mib']:+.2f} MiB, "
             f"{live['decisions']} decisions, max gap {live['max_gap_seconds']:.2f} s, "
             f"{live['device_rate']} Hz")
+        if live.get("events"):
+            lines.append("    device events: " + ", ".join(
+                f"{e['event']} at {e['at_seconds']:.1f} s" for e in live["events"])
+                + f"; max gap outside the outage {live['max_gap_outside_outage_seconds']:.2f} s")
     for off in result["offline"]:
         lines.append(
             f"  offline, {off['audio']:<15} {off['core_percent']:6.2f} % of one core "
@@ -341,6 +380,10 @@ def main(argv=None) -> int:
     p.add_argument("--model", help="model for listen and the offline run (default: the shipped one)")
     p.add_argument("--skip", action="append", default=[], choices=("music", "silence", "offline"),
                    help="leave out a run (repeatable)")
+    p.add_argument("--pull-at", type=float, metavar="S",
+                   help="pull the microphone (unload the null sink) S seconds into the music run")
+    p.add_argument("--pull-for", type=float, default=10.0, metavar="S",
+                   help="... and plug it back S seconds later (default 10)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     args = p.parse_args(argv)
 
@@ -354,8 +397,16 @@ def main(argv=None) -> int:
         with PulseServer() as pulse:
             if "music" not in args.skip:
                 player = LoopPlayer(path, pulse.env)
+                def pull(pulse=pulse):
+                    time.sleep(args.pull_at)
+                    pulse.unplug()
+                    time.sleep(args.pull_for)
+                    pulse.plug()  # the player's loop starts paplay again by itself
+
+                fault = pull if args.pull_at is not None else None
                 try:
-                    live = measure_listen(pulse.env, args.seconds, args.every, args.model, path.name)
+                    live = measure_listen(pulse.env, args.seconds, args.every, args.model, path.name,
+                                          fault=fault)
                 finally:
                     player.stop()
                 result["live"].append(live.to_dict())

@@ -29,13 +29,13 @@ DEFAULT_DATA = (Path(os.environ.get("EDGE_GENRE_SHARED", REPO_PARENT / "shared")
 
 
 def track_scores(classifier, audio_data_cls, y: np.ndarray, rate: int, n_labels: int):
-    """MediaPipe's per-window scores of one clip, averaged over its windows."""
+    """MediaPipe's per-window scores of one clip averaged over its windows, and the windows."""
     results = classifier.classify(audio_data_cls.create_from_array(y.astype(np.float64), rate))
     scores = np.zeros((len(results), n_labels))
     for i, r in enumerate(results):
         for c in r.classifications[0].categories:
             scores[i, c.index] = c.score
-    return scores.mean(axis=0)
+    return scores.mean(axis=0), len(results)
 
 
 def agreement(model: Path, reference: Path, data: Path, rates=(None, 44100)) -> dict:
@@ -60,7 +60,7 @@ def agreement(model: Path, reference: Path, data: Path, rates=(None, 44100)) -> 
             for rate in rates:
                 rate = rate or r0
                 y = y0 if rate == r0 else resample(y0, r0, rate)
-                mp = track_scores(classifier, AudioData, y, rate, len(labels))
+                mp, _ = track_scores(classifier, AudioData, y, rate, len(labels))
                 ref = predict.classify(y, rate)
                 rows.append({"file": path.name, "rate": rate, "mediapipe": labels[int(mp.argmax())],
                              "predict": ref.label,

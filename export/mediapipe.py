@@ -61,6 +61,7 @@ import numpy as np
 from edge_genre import __version__
 from edge_genre.edge.config import FrontendConfig, ModelCard
 from edge_genre.errors import DataError, ModelError
+from edge_genre.export.metadata import attach_tflite
 
 log = logging.getLogger("edge_genre")
 
@@ -536,25 +537,6 @@ def metadata_flatbuffer(card: ModelCard, name: str, description: str, version: s
     return bytes(b.Output())
 
 
-def _attach(data: bytes, name: str, payload: bytes) -> bytes:
-    """``data`` with a ``Model.metadata`` entry ``name`` -> a new buffer holding ``payload``
-    (an existing entry of that name is replaced)."""
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
-    model.metadata = [m for m in (model.metadata or [])
-                      if (m.name.decode() if isinstance(m.name, bytes) else str(m.name)) != name]
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(payload, dtype=np.uint8)
-    model.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name = name
-    entry.buffer = len(model.buffers) - 1
-    model.metadata.append(entry)
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-
-
 def append_associated_files(data: bytes, files: dict[str, bytes]) -> bytes:
     """The model bytes followed by a zip archive of ``files`` (stored, offsets from the start of
     the file): how TFLite Support's populator packs associated files, and where MediaPipe's
@@ -602,7 +584,7 @@ def package(data: bytes, card: ModelCard, quantization: str = "fp32", stem: str 
                                license_text="See edge-genre's NOTICE files for model weights.")
     full_card = waveform_card(card, quantization, plan, info)
     out = embed_tflite(data, full_card)
-    out = _attach(out, TFLITE_METADATA, meta)
+    out = attach_tflite(out, TFLITE_METADATA, meta)
     return append_associated_files(out, {LABELS_FILE: labels})
 
 

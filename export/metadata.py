@@ -19,18 +19,22 @@ from edge_genre.errors import ModelError
 
 def embed_tflite(data: bytes, card: ModelCard) -> bytes:
     """A copy of the TFLite flatbuffer ``data`` carrying ``card``."""
+    return attach_tflite(data, METADATA_KEY, card.to_json().encode("utf-8"))
+
+
+def attach_tflite(data: bytes, name: str, payload: bytes) -> bytes:
+    """``data`` with a ``Model.metadata`` entry ``name`` -> a new buffer holding ``payload``
+    (an existing entry of that name is replaced): our card, or TFLite's standard metadata."""
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
-    payload = np.frombuffer(card.to_json().encode("utf-8"), dtype=np.uint8)
-    model.metadata = [m for m in (model.metadata or [])
-                      if _name(m.name) != METADATA_KEY]
+    model.metadata = [m for m in (model.metadata or []) if _name(m.name) != name]
     buffer = schema.BufferT()
-    buffer.data = payload
+    buffer.data = np.frombuffer(payload, dtype=np.uint8)
     model.buffers.append(buffer)
     entry = schema.MetadataT()
-    entry.name = METADATA_KEY
+    entry.name = name
     entry.buffer = len(model.buffers) - 1
     model.metadata.append(entry)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,8 @@ import pytest
 from edge_genre.cli import main
 from edge_genre.edge import library
 from edge_genre.edge.library import read_rows
+
+from tests.edge.test_cli import write_wav
 
 from tests.conftest import GTZAN_MINI, REPO, gtzan_file
 
@@ -48,15 +49,6 @@ def make_library(folder: Path, n: int, sub: bool = True) -> Path:
         where.mkdir(exist_ok=True)
         (where / f"{i:02d}-{src.name}").symlink_to(src)
     return folder
-
-
-def write_wav(path, y, rate=22050):
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes((np.clip(y, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
 
 
 def by_path(rows):
@@ -127,8 +119,8 @@ def test_broken_files_are_error_rows_and_exit_1(tmp_path, capsys):
     lib = make_library(tmp_path / "lib", 2, sub=False)
     (lib / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk")
     (lib / "empty.flac").write_bytes(b"")
-    write_wav(lib / "silent.wav", np.zeros(22050 * 6))
-    write_wav(lib / "short.wav", np.random.default_rng(0).uniform(-.3, .3, 22050))
+    write_wav(lib / "silent.wav", np.zeros(22050 * 6), 22050)
+    write_wav(lib / "short.wav", np.random.default_rng(0).uniform(-.3, .3, 22050), 22050)
     (lib / "gone.mp3").symlink_to(tmp_path / "no-such-target.mp3")
     (lib / "notes.txt").write_text("not audio")
     out = tmp_path / "rows.jsonl"

@@ -437,14 +437,8 @@ def test_the_plain_shipped_file_is_refused_by_mediapipe():
 # ----------------------------------------------------------------------------- a real client
 
 
-def _mediapipe_track(classifier, AudioData, y: np.ndarray, rate: int, n_labels: int):
-    """MediaPipe's per-window scores of a clip, averaged: (mean probs, windows)."""
-    results = classifier.classify(AudioData.create_from_array(y.astype(np.float64), rate))
-    scores = np.zeros((len(results), n_labels))
-    for i, r in enumerate(results):
-        for c in r.classifications[0].categories:
-            scores[i, c.index] = c.score
-    return scores.mean(axis=0), len(results)
+# MediaPipe's per-window scores of a clip, averaged: (mean probs, windows)
+from edge_genre.benchmarks.mediapipe_agreement import track_scores as _mediapipe_track  # noqa: E402
 
 
 def test_mediapipe_audio_classifier_agrees_with_predict(exported, spectrogram_file, transfer_run):
