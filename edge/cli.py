@@ -12,7 +12,6 @@ import sys
 
 from edge_genre.edge.cli_args import add_model_args, positive_float, positive_int
 
-__all__ = ["add_model_args", "positive_float", "positive_int"]  # their home: cli_args.py
 
 
 def register(sub) -> None:

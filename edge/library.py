@@ -47,10 +47,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_genre.edge.track import classify_track, silent_problem, track_fields, usable_cores
+from edge_genre.edge.track import track_fields, usable_cores
 from edge_genre.errors import EdgeGenreError
 
-__all__ = ["classify_track", "silent_problem", "track_fields", "usable_cores"]  # home: track.py
 
 log = logging.getLogger("edge_genre.tag")
 

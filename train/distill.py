@@ -135,7 +135,7 @@ def fit_student(train: Aligned, valid: Aligned | None, n_labels: int,
     import keras
     from sklearn.decomposition import PCA
 
-    from edge_genre.train.evaluate import track_probabilities
+    from edge_genre.train.scores import track_probabilities
     from edge_genre.train.fit import compile_model, predict, setup_keras
     from edge_genre.train.presets import EDGE
 
@@ -201,7 +201,7 @@ def cross_validate(ds: Dataset, k: int = 5, seed: int = 0, cfg: DistillConfig = 
     every fold so a partial run still leaves its folds."""
     import keras
 
-    from edge_genre.train.evaluate import score
+    from edge_genre.train.scores import score
     from edge_genre.train.fit import predict
     from edge_genre.train.presets import EDGE
     from edge_genre.train.splits import cv_folds, describe_grouping

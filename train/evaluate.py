@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_genre.errors import DataError, ModelError
-from edge_genre.train.scores import Report, confusion_matrix, score, track_probabilities
+from edge_genre.train.scores import Report, score
 
-__all__ = ["Report", "confusion_matrix", "score", "track_probabilities"]  # their home: scores.py
 
 log = logging.getLogger("edge_genre")
 

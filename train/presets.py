@@ -25,7 +25,6 @@ from edge_genre.errors import ModelError
 from edge_genre.train.augment import AugmentConfig
 from edge_genre.train.recipe import Preset, TrainConfig
 
-__all__ = ["Preset", "TrainConfig"]  # re-exported: their home is recipe.py
 
 PRESETS = ("paper", "edge", "transfer", "student", "music")
 #: Presets built by ``edge_genre.train.transfer`` (a pretrained body and a head).

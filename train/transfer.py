@@ -33,7 +33,7 @@ from edge_genre.edge.config import ModelCard
 from edge_genre.errors import DataError, ModelError
 from edge_genre.train import yamnet as Y
 from edge_genre.train.backbones import WINDOW as BACKBONE_WINDOW
-from edge_genre.train.backbones import YAMNET_ENV, Backbone, default_yamnet_path, get_backbone
+from edge_genre.train.backbones import Backbone, default_yamnet_path, get_backbone
 from edge_genre.train.data import Dataset, Track
 from edge_genre.train.features import FeatureCache, load_windows, settings_key
 from edge_genre.train.roomsim import RoomCopy, augment_copies
@@ -46,7 +46,6 @@ MUSIC = "music"
 #: YAMNet's front-end and window (the ``transfer`` and ``student`` input).
 FRONTEND = Y.yamnet_frontend()
 WINDOW = BACKBONE_WINDOW
-__all__ = ["YAMNET_ENV", "default_yamnet_path"]  # re-exported for older callers
 
 
 POOLINGS = ("mean", "meanmax", "meanstd")

@@ -20,6 +20,7 @@ import pytest
 
 from edge_genre.cli import main
 from edge_genre.edge import library
+from edge_genre.edge.track import classify_track
 from edge_genre.edge.library import read_rows
 
 from tests.edge.test_cli import write_wav
@@ -109,7 +110,7 @@ def test_rows_match_predict_and_the_per_track_function(tmp_path, capsys):
         for label in labels:
             assert abs(r[f"prob_{label}"] - p["probs"][label]) <= 5e-5  # predict rounds to 4
         # the very function predict calls, in this process: the same probabilities
-        result, problem = library.classify_track(clf, r["path"])
+        result, problem = classify_track(clf, r["path"])
         assert problem is None
         assert np.allclose([r[f"prob_{x}"] for x in labels], result.probs, atol=1e-6, rtol=0)
         assert abs(sum(r[f"prob_{x}"] for x in labels) - 1) < 1e-3
