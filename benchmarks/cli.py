@@ -5,7 +5,7 @@ import argparse
 import os
 from pathlib import Path
 
-from edge_genre.defaults import DEFAULT_CACHE
+from edge_genre.edge.cli_args import add_cache_arg
 
 
 def register(subparsers) -> None:
@@ -45,8 +45,7 @@ def register(subparsers) -> None:
                    help="fresh 'predict' processes per file, 0 to skip (default %(default)s)")
     p.add_argument("--out", default="edge-genre-bench", metavar="DIR",
                    help="output folder (default %(default)s); peers cached in DIR/peers")
-    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), metavar="DIR",
-                   help="feature cache (default %(default)s)")
+    add_cache_arg(p)
     p.set_defaults(func=run)
 
 

@@ -40,3 +40,12 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    help="interpreter (default: ai-edge-litert, then tflite-runtime for .tflite; "
                         "onnxruntime for .onnx)")
     p.add_argument("--threads", type=int, metavar="N", help="interpreter threads (default: backend's)")
+
+
+def add_cache_arg(p: argparse.ArgumentParser) -> None:
+    """The feature cache flag of train, evaluate, export and bench: one name, ``--cache-dir``
+    (``--cache``, its old name in train and evaluate, is still read)."""
+    from edge_genre.defaults import DEFAULT_CACHE
+
+    p.add_argument("--cache-dir", "--cache", dest="cache_dir", default=str(DEFAULT_CACHE),
+                   metavar="DIR", help="feature cache folder (default %(default)s; '' for none)")

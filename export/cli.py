@@ -5,7 +5,7 @@ import argparse
 import os
 from pathlib import Path
 
-from edge_genre.defaults import DEFAULT_CACHE
+from edge_genre.edge.cli_args import add_cache_arg
 
 
 def register(subparsers) -> None:
@@ -31,8 +31,7 @@ def register(subparsers) -> None:
     p.add_argument("--data", metavar="DIR", help="dataset folder (default: the one in run.json)")
     p.add_argument("--calibration-windows", type=int, metavar="N",
                    help="training windows in the int8 representative set (default 300)")
-    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), metavar="DIR",
-                   help="feature cache (default %(default)s)")
+    add_cache_arg(p)
     p.add_argument("--cv-record", metavar="FILE.json",
                    help="the output of 'edge-genre evaluate --cv K --preset NAME --out FILE.json' "
                         "for the run's preset: its mean +- std track accuracy (and room figure) "

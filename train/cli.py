@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edge_genre.defaults import DEFAULT_CACHE
+from edge_genre.edge.cli_args import add_cache_arg
 from edge_genre.train.presets import PRESETS as PRESET_CHOICES  # light: numpy and dataclasses
 
 SPLIT_CHOICES = ("artist", "track", "fault-filtered", "final")
@@ -24,7 +24,7 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="use only the first N tracks of each genre (short runs)")
-    p.add_argument("--cache", default=DEFAULT_CACHE, help="feature cache folder ('' for none)")
+    add_cache_arg(p)
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_train)
@@ -50,7 +50,7 @@ def register(sub) -> None:
     p.add_argument("--folds", default=None, help="(--cv) run only these folds, e.g. 1,2")
     p.add_argument("--room", action="store_true",
                    help="(--cv) also score each test fold through a simulated room microphone")
-    p.add_argument("--cache", default=DEFAULT_CACHE, help="feature cache folder ('' for none)")
+    add_cache_arg(p)
     p.add_argument("--out", default=None,
                    help="write the report (JSON; plus confusion PNG for a model directory) here")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -85,7 +85,7 @@ def _train(args) -> int:
 
     result = train_run(args.preset, args.data, split=args.split, out_dir=args.out,
                        epochs=args.epochs, limit=args.limit, seed=args.seed,
-                       cache_dir=_cache(args.cache), progress=not args.quiet)
+                       cache_dir=_cache(args.cache_dir), progress=not args.quiet)
     r = result.record
     print(f"wrote {result.out_dir}/ (model.keras, model_card.json, run.json, curves.png)")
     print(f"preset {r['preset']}: {r['model']['params']:,} params, "
@@ -134,10 +134,10 @@ def _evaluate(args) -> int:
         for name in dict.fromkeys(names):  # each once, in the order given
             if name == "baseline":
                 result = ev.cross_validate_baseline(args.data, k, args.seed or 0,
-                                                    cache_dir=_cache(args.cache), limit=args.limit)
+                                                    cache_dir=_cache(args.cache_dir), limit=args.limit)
             else:
                 result = ev.cross_validate(name, args.data, k, args.seed or 0,
-                                           cache_dir=_cache(args.cache), epochs=args.epochs,
+                                           cache_dir=_cache(args.cache_dir), epochs=args.epochs,
                                            limit=args.limit, folds=folds,
                                            progress=not args.quiet, room=args.room)
             print(ev.cv_text(result), flush=True)
@@ -158,7 +158,7 @@ def _evaluate(args) -> int:
     from edge_genre.train.evaluate import evaluate_run_dir
 
     report = evaluate_run_dir(args.model_dir, args.data, split=args.split, seed=args.seed,
-                              cache_dir=_cache(args.cache), progress=not args.quiet)
+                              cache_dir=_cache(args.cache_dir), progress=not args.quiet)
     print(report.text())
     if args.out:
         _write_json(Path(args.out) / "evaluation.json" if not args.out.endswith(".json")
