@@ -137,9 +137,10 @@ class WindowLog(Sequence):
     """A track's windows as a read-only sequence of ``Decision``, stored compactly.
 
     Per window it holds the probabilities (float32), the level and whether it was silent; a
-    ``Decision`` (with its smoothed probabilities, as ``_Smoother`` gives them) is built when an
-    item is asked for. ``classify`` fills one as the windows come, so a two-hour track's log is a
-    few hundred KB where a list of Decision objects would be several MB.
+    ``Decision`` is built when an item is asked for, its smoothed probabilities from running
+    ``_Smoother`` over the windows in order once they are all in. ``classify`` fills one as the
+    windows come, so a two-hour track's log is a few hundred KB where a list of Decision objects
+    would be several MB.
     """
 
     def __init__(self, labels: tuple[str, ...], hop_samples: int, window_samples: int,
@@ -152,7 +153,7 @@ class WindowLog(Sequence):
         self._probs = np.zeros((16, len(self.labels)), dtype=np.float32)
         self._levels = np.zeros(16, dtype=np.float64)
         self._silent = np.zeros(16, dtype=bool)
-        self._last_silent = np.zeros(16, dtype=np.int64)  # the latest silent window <= i, or -1
+        self._smoothed: np.ndarray | None = None  # filled by _smooth() when first asked for
         self.latency_ms = 0.0  # of each non-silent window (front-end and model time / windows)
 
     def append(self, level: float, silent: bool) -> int:
@@ -164,15 +165,22 @@ class WindowLog(Sequence):
                                                                 dtype=np.float32)])
             self._levels = np.concatenate([self._levels, np.zeros(grow)])
             self._silent = np.concatenate([self._silent, np.zeros(grow, dtype=bool)])
-            self._last_silent = np.concatenate([self._last_silent, np.zeros(grow, np.int64)])
         self._levels[i] = level
         self._silent[i] = silent
-        self._last_silent[i] = i if silent else (self._last_silent[i - 1] if i else -1)
         self._n += 1
+        self._smoothed = None
         return i
 
     def set_probs(self, i: int, probs: np.ndarray) -> None:
         self._probs[i] = probs
+        self._smoothed = None
+
+    def _smooth(self) -> np.ndarray:
+        if self._smoothed is None:
+            smoother = _Smoother(self._smoothing)
+            self._smoothed = np.array([smoother.update(self._probs[i], bool(self._silent[i]))
+                                       for i in range(self._n)], dtype=np.float32)
+        return self._smoothed
 
     def __len__(self) -> int:
         return self._n
@@ -190,16 +198,10 @@ class WindowLog(Sequence):
         if not 0 <= i < self._n:
             raise IndexError("window index out of range")
         silent = bool(self._silent[i])
-        probs = self._probs[i].copy()
-        if silent:
-            smoothed = np.zeros_like(probs)
-        else:
-            # _Smoother: the mean of the last `smoothing` windows since the latest silent one.
-            first = max(i - self._smoothing + 1, int(self._last_silent[i]) + 1)
-            smoothed = np.mean(self._probs[first:i + 1], axis=0).astype(np.float32)
         start = i * self._hop / self._rate
         return Decision(index=i, start=start, end=start + self._window / self._rate,
-                        labels=self.labels, probs=probs, smoothed=smoothed,
+                        labels=self.labels, probs=self._probs[i].copy(),
+                        smoothed=self._smooth()[i].copy(),
                         level_dbfs=float(self._levels[i]), silent=silent,
                         latency_ms=0.0 if silent else self.latency_ms)
 
@@ -328,7 +330,6 @@ class Classifier:
         self._stream = self.windows()
         self._smoother = _Smoother(self.config.smoothing)
         self._resampler: Resampler | None = None
-        self._recent = np.zeros(0, dtype=np.float32)  # the last window's samples, for its level
         self._index = 0
 
     @property
@@ -360,28 +361,27 @@ class Classifier:
             take = len(y) if next_end <= 0 else min(len(y), next_end)
             t0 = time.perf_counter()
             chunk, y = y[:take], y[take:]
-            feats = self._stream.push(chunk)
-            self._recent = np.concatenate([self._recent, chunk])[-self.window_samples:]
-            for x in feats:
-                out.append(self._decide_window(x, self._recent, t0))
+            for window, x in self._stream.push_windows(chunk):
+                out.append(self._decide_window(x, window, t0))
                 t0 = time.perf_counter()
         return out
 
+    def gate(self, window: np.ndarray) -> tuple[float, bool]:
+        """A window's RMS level (dBFS) and whether the silence gate holds it back."""
+        level = rms_dbfs(window)
+        return level, not level >= self.config.silence_dbfs
+
     def _decide_window(self, x: np.ndarray, window: np.ndarray, t0: float) -> Decision:
         """x: what the model takes for the window (features, or its samples)."""
-        level = rms_dbfs(window)
-        silent = not level >= self.config.silence_dbfs
+        level, silent = self.gate(window)
         probs = (np.zeros(len(self.labels), dtype=np.float32) if silent
                  else self.runner.predict(x[None])[0])
         latency = (time.perf_counter() - t0) * 1e3
-        return self._decision(probs, level, silent, latency, self._smoother)
-
-    def _decision(self, probs, level, silent, latency, smoother: _Smoother) -> Decision:
         i = self._index
         self._index += 1
         start = i * self.hop_samples / self.sample_rate
         return Decision(index=i, start=start, end=start + self.window_seconds, labels=self.labels,
-                        probs=probs, smoothed=smoother.update(probs, silent),
+                        probs=probs, smoothed=self._smoother.update(probs, silent),
                         level_dbfs=float(level), silent=silent, latency_ms=latency)
 
     # ------------------------------------------------------------------ whole tracks
@@ -442,31 +442,22 @@ class _TrackRun:
         self.pending: list[tuple[int, np.ndarray]] = []  # (window, model input) not yet run
         self.seconds = 0.0  # front-end and model time
         self.samples = 0  # at the model's rate, fed so far
-        self.buf = np.zeros(0, dtype=np.float32)  # from the next window's start on (levels)
-        self.buf_start = 0
 
     def feed(self, y: np.ndarray) -> None:
         if not len(y):
             return
         y = np.asarray(y, dtype=np.float32)
-        self.buf = np.concatenate([self.buf, y])
         self.samples += len(y)
         t0 = time.perf_counter()
-        feats = self.stream.push(y)
+        windows = self.stream.push_windows(y)
         self.seconds += time.perf_counter() - t0
-        for x in feats:
-            start = len(self.log) * self.hop - self.buf_start
-            level = rms_dbfs(self.buf[start:start + self.n])
-            silent = not level >= self.clf.config.silence_dbfs
+        for window, x in windows:
+            level, silent = self.clf.gate(window)
             i = self.log.append(level, silent)
             if not silent:
                 self.pending.append((i, x))
                 if len(self.pending) >= self.clf.config.max_batch:
                     self._run()
-        drop = len(self.log) * self.hop - self.buf_start
-        if drop > 0:
-            self.buf = self.buf[drop:]
-            self.buf_start += drop
 
     def _run(self) -> None:
         if not self.pending:

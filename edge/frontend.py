@@ -217,19 +217,19 @@ class StreamingWindows:
 
     def push(self, samples: np.ndarray) -> list[np.ndarray]:
         """Add mono samples; return what ``_emit`` gives for each completed window."""
+        return [item for _, item in self.push_windows(samples)]
+
+    def push_windows(self, samples: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``push``, each item paired with its window's samples (float64, read-only use: for
+        levels and silence gates)."""
         samples = np.asarray(samples, dtype=np.float64).reshape(-1)
         self._buffer = np.concatenate([self._buffer, samples])
         out = []
         while self._next_window + self.window_samples <= self.samples_seen:
-            out.append(self._emit(self._next_window))
+            out.append((self._window(self._next_window), self._emit(self._next_window)))
             self._next_window += self.hop_samples
-        self._trim()
+        self._trim()  # rebinds the buffer: the windows handed out stay as they are
         return out
-
-    def latest_window(self) -> np.ndarray:
-        """The samples of the most recently emitted window (for level meters and silence gates)."""
-        start = self._next_window - self.hop_samples - self._buffer_start
-        return self._buffer[max(0, start):max(0, start) + self.window_samples]
 
     def _window(self, start: int) -> np.ndarray:
         offset = start - self._buffer_start
@@ -258,14 +258,12 @@ class StreamingFrontend(StreamingWindows):
     """
 
     def __init__(self, cfg: FrontendConfig, window_samples: int, hop_samples: int):
-        if hop_samples <= 0 or window_samples <= 0:
-            raise ValueError("window and hop must be positive")
+        super().__init__(window_samples, hop_samples)  # checks them; reset() needs no cfg
         self.cfg = cfg
-        self._rel_starts = frame_starts(cfg, int(window_samples))
+        self._rel_starts = frame_starts(cfg, self.window_samples)
         self._interior = (self._rel_starts >= 0) & (
-            self._rel_starts + cfg.n_fft <= int(window_samples))
+            self._rel_starts + cfg.n_fft <= self.window_samples)
         self._mel = mel_filterbank(cfg).astype(np.float64)
-        super().__init__(window_samples, hop_samples)
 
     def reset(self) -> None:
         super().reset()
