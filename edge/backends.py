@@ -245,7 +245,7 @@ class TFLiteRunner(Runner):
             kwargs["num_threads"] = int(threads)
         try:
             self._interp = interpreter_class(**kwargs)
-            with _quiet_native_stderr():
+            with quiet_native_stderr():
                 self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{path}: {backend} cannot load it ({_first_line(exc)})") from None
@@ -275,7 +275,7 @@ class TFLiteRunner(Runner):
         it = self._interp
         if len(x) != self._batch:  # a dynamic batch only: a batch-1 file is given one window
             it.resize_tensor_input(self._in["index"], [len(x), *self.input_shape])
-            with _quiet_native_stderr():
+            with quiet_native_stderr():
                 it.allocate_tensors()
             self._batch = len(x)
             self._refresh()
@@ -336,9 +336,10 @@ class OnnxRunner(Runner):
 
 
 @contextlib.contextmanager
-def _quiet_native_stderr():
+def quiet_native_stderr():
     """Silence what native code writes to fd 2 (LiteRT's "INFO: Created TensorFlow Lite XNNPACK
-    delegate" on every load); errors still arrive as Python exceptions."""
+    delegate" on every load; ALSA's and PortAudio's lines for every refused device open);
+    errors still arrive as Python exceptions. Process-wide, so kept short."""
     try:
         sys.stderr.flush()
         saved = os.dup(2)

@@ -24,15 +24,14 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import queue
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
 
+from edge_genre.edge.backends import quiet_native_stderr
 from edge_genre.errors import DeviceError
 
 log = logging.getLogger("edge_genre.mic")
@@ -444,7 +443,7 @@ class LiveMicrophone:
 
     def _reopen(self) -> Microphone:
         sd = self._mic._sd
-        with quiet_stderr():  # ALSA and PortAudio print lines for every refused open
+        with quiet_native_stderr():  # ALSA and PortAudio print lines for every refused open
             reinitialize_portaudio(sd)
             devices = input_devices(sd)
             named = [d for d in devices if d.name == self.device.name]
@@ -456,26 +455,6 @@ class LiveMicrophone:
             else:  # the name fragment asked for, or the default device (maybe another one now)
                 spec = self._spec
             return Microphone(spec, sample_rate=self._mic.sample_rate or None).open()
-
-
-@contextmanager
-def quiet_stderr():
-    """File descriptor 2 to /dev/null for the duration (as sounddevice does while PortAudio
-    initialises): C libraries print there directly. Process-wide, so kept short."""
-    saved = None
-    try:
-        saved = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-    except OSError:
-        pass
-    try:
-        yield
-    finally:
-        if saved is not None:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 def single_thread_blas() -> bool:
