@@ -276,27 +276,11 @@ def _read_au(data: bytes) -> Audio:
 
 
 def _read_with_soundfile(data: bytes, name: str) -> Audio:
+    rate, channels, blocks, close = _soundfile_blocks(io.BytesIO(data), name, _SF_BLOCK)
     try:
-        import soundfile
-    except ImportError:
-        raise AudioError(f"{name}: this format needs the 'soundfile' package "
-                         "(pip install soundfile); WAV and .au need nothing") from None
-    try:
-        with soundfile.SoundFile(io.BytesIO(data)) as f:
-            rate, channels = int(f.samplerate), int(f.channels)
-            _check_channels(channels)
-            _check_rate(rate)
-            # Block by block: the frame count in a header is not trusted to size an array.
-            parts = []
-            while True:
-                block = f.read(_SF_BLOCK, dtype="float32", always_2d=True)
-                if not len(block):
-                    break
-                parts.append(block)
-    except (_Unsupported, MemoryError):
-        raise
-    except Exception as exc:  # soundfile raises several types for corrupt input
-        raise ValueError(_soundfile_message(exc)) from None
+        parts = list(blocks)
+    finally:
+        close()
     samples = np.concatenate(parts) if parts else np.zeros((0, channels), dtype=np.float32)
     return Audio(samples, rate)
 
@@ -525,15 +509,31 @@ def _native_blocks(f, path: Path, layout: _Layout, block_frames: int) -> Iterato
 
 
 def _soundfile_stream(f, name: str, block_frames: int) -> AudioStream:
+    f.seek(0)
+    rate, channels, blocks, close_sf = _soundfile_blocks(f, name, block_frames)
+
+    def close() -> None:
+        try:
+            close_sf()
+        finally:
+            f.close()
+
+    return AudioStream(name, rate, channels, blocks, close)
+
+
+def _soundfile_blocks(source, name: str, block_frames: int):
+    """Open ``source`` (a file object) with soundfile and check its header: (rate, channels,
+    an iterator of (frames, channels) float32 blocks of at most ``block_frames`` frames, close).
+    Block by block, because the frame count in a header is not trusted to size an array. Errors
+    are AudioErrors that start with ``name``."""
     try:
         import soundfile
     except ImportError:
         raise AudioError(f"{name}: this format needs the 'soundfile' package "
                          "(pip install soundfile); WAV and .au need nothing") from None
-    f.seek(0)
     with _audio_errors(name):
         try:
-            sf = soundfile.SoundFile(f)
+            sf = soundfile.SoundFile(source)
         except MemoryError:
             raise
         except Exception as exc:  # soundfile raises several types for corrupt input
@@ -560,13 +560,7 @@ def _soundfile_stream(f, name: str, block_frames: int) -> AudioStream:
                 return
             yield block
 
-    def close() -> None:
-        try:
-            sf.close()
-        finally:
-            f.close()
-
-    return AudioStream(name, rate, channels, blocks(), close)
+    return rate, channels, blocks(), sf.close
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
