@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_genre.edge.track import track_fields, usable_cores
+from edge_genre.edge.track import error_fields, track_fields, usable_cores
 from edge_genre.errors import EdgeGenreError
 
 
@@ -850,7 +850,7 @@ class LocalPool:
                     busy.remove(w)
                     self.workers.remove(w)
                     w.stop(kill=True)
-                    yield w.task, _error_fields(
+                    yield w.task, error_fields(
                         f"the worker process stopped while classifying this file ({w.died()})")
                     continue
                 if msg[0] == "fatal":
@@ -864,10 +864,6 @@ class LocalPool:
         for w in self.workers:
             w.stop(kill=kill)
         self.workers = []
-
-
-def _error_fields(problem: str) -> dict:
-    return {"genre": None, "confidence": None, "probs": None, "seconds": None, "error": problem}
 
 
 # ----------------------------------------------------------------------------- progress

@@ -43,11 +43,15 @@ def track_fields(clf, path) -> dict:
         log.debug("unexpected error on %s", path, exc_info=True)
         result, problem = None, f"unexpected error: {type(exc).__name__}: {exc}"
     if problem is not None:
-        return {"genre": None, "confidence": None, "probs": None, "seconds": None,
-                "error": problem}
+        return error_fields(problem)
     return {"genre": result.label, "confidence": float(result.confidence),
             "probs": [float(p) for p in result.probs], "seconds": float(result.duration),
             "error": None}
+
+
+def error_fields(problem: str) -> dict:
+    """The classification part of the row of a track that could not be classified."""
+    return {"genre": None, "confidence": None, "probs": None, "seconds": None, "error": problem}
 
 
 def usable_cores() -> int:
