@@ -7,8 +7,8 @@ while holding one too, which bounds the memory that concurrent large uploads can
 
 What a request takes is given back when it ends. An interpreter sizes its tensors for the largest
 batch it has run and keeps them (TFLite's arena and onnxruntime's never shrink): a 10-minute
-track classified as one batch of ~300 windows left the server ~1.3 GB larger for good. So the
-pool's runners see at most ``MAX_BATCH`` windows per call (``BatchBound``), which bounds what an
+track classified as one batch of ~300 windows left the server ~1.3 GB larger for good. The
+classifier sends at most ``ClassifierConfig.max_batch`` (8) windows per call, which bounds what an
 interpreter holds whatever the track's length, and after a large upload the C heap's free pages
 are handed back to the system (``release_memory``).
 """
@@ -17,51 +17,20 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import queue
-import re
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from edge_genre.edge.audio import decode
 from edge_genre.edge.classifier import Classifier, Decision, TrackResult
+from edge_genre.edge.track import silent_problem
 from edge_genre.errors import AudioError
 
 
-#: Windows per interpreter call for uploads. Throughput is flat above ~8 windows, and what the
-#: interpreter keeps grows with the batch (~4.5 MB a window for the default model).
-MAX_BATCH = 8
 #: Uploads at least this large are followed by ``release_memory``.
 RELEASE_AFTER_BYTES = 4_000_000
-
-
-class BatchBound:
-    """A Runner that passes at most ``max_batch`` windows to the interpreter at a time.
-
-    Everything but ``predict`` is the wrapped runner's. The probabilities are the same: each
-    window is classified on its own whatever the batch it is in.
-    """
-
-    def __init__(self, runner, max_batch: int = MAX_BATCH):
-        if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
-        self.runner, self.max_batch = runner, int(max_batch)
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float32)
-        if x.ndim == len(self.runner.input_shape) or len(x) <= self.max_batch:
-            return self.runner.predict(x)
-        m = self.max_batch
-        return np.concatenate([self.runner.predict(x[i:i + m]) for i in range(0, len(x), m)])
-
-    def __getattr__(self, name):
-        return getattr(self.runner, name)
-
-    def __repr__(self) -> str:
-        return f"BatchBound({self.runner!r}, max_batch={self.max_batch})"
 
 
 _libc_lock = threading.Lock()
@@ -176,7 +145,7 @@ class GenreService:
     """
 
     def __init__(self, model=None, backend: str = "auto", threads: int | None = None,
-                 workers: int = 1, limits: Limits | None = None, max_batch: int = MAX_BATCH):
+                 workers: int = 1, limits: Limits | None = None):
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self.limits = limits or Limits()
@@ -186,8 +155,6 @@ class GenreService:
         self._pool.put(first)
         for _ in range(workers - 1):
             self._pool.put(Classifier(self.model_path, backend=self.backend, threads=threads))
-        for clf in self._pool.queue:
-            clf.runner = BatchBound(clf.runner, max_batch)
         self.workers = workers
         self.model = model_dict(first)
 
@@ -218,9 +185,7 @@ class GenreService:
             try:
                 audio = decode(data, name)
             except AudioError as exc:
-                # soundfile names its BytesIO source ("Error opening <_io.BytesIO ...>: "): noise here
-                message = re.sub(r"Error opening <[^>]*>: ", "", str(exc))
-                raise ClassifyError(415, f"{message} - send a WAV, AU, FLAC or OGG file") from None
+                raise ClassifyError(415, f"{exc} - send a WAV, AU, FLAC or OGG file") from None
             if audio.duration > self.limits.max_seconds:
                 raise ClassifyError(413, f"{name}: {audio.duration:.0f} s of audio is longer than "
                                          f"the {self.limits.max_seconds:g} s limit")
@@ -229,8 +194,7 @@ class GenreService:
             except AudioError as exc:
                 raise ClassifyError(422, str(exc)) from None
             if result.silent:
-                raise ClassifyError(422, f"{name}: silent (every window below "
-                                         f"{clf.config.silence_dbfs:g} dBFS): no music to classify")
+                raise ClassifyError(422, f"{name}: {silent_problem(clf)}")
             elapsed_ms = (time.perf_counter() - t0) * 1e3
         return {"file": name, **track_dict(result), "model": self.model,
                 "elapsed_ms": _r(elapsed_ms, 1)}
