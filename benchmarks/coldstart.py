@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_genre.benchmarks.proc import status_kib
+
 
 #: How often the child's peak RSS is read while it runs.
 POLL_SECONDS = 0.005
@@ -80,18 +82,6 @@ def run_process(cmd: list[str], env: dict | None = None, timeout: float = 120.0)
                       out.decode(errors="replace"), err.decode(errors="replace"))
 
 
-def _vm_hwm_kib(pid: int) -> int:
-    """The process's peak RSS so far (KiB), 0 when unreadable (exited, no /proc)."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
 def _read_all(proc: subprocess.Popen, timeout: float, hwm: list[int]) -> tuple[bytes, bytes]:
     import selectors
 
@@ -104,7 +94,7 @@ def _read_all(proc: subprocess.Popen, timeout: float, hwm: list[int]) -> tuple[b
         left = deadline - time.monotonic()
         if left <= 0:
             raise subprocess.TimeoutExpired(proc.args, timeout)
-        hwm[0] = max(hwm[0], _vm_hwm_kib(proc.pid))
+        hwm[0] = max(hwm[0], status_kib(proc.pid, "VmHWM") or 0)  # 0: exited, no /proc
         for key, _ in sel.select(min(left, POLL_SECONDS)):
             chunk = os.read(key.fileobj.fileno(), 65536)
             if chunk:

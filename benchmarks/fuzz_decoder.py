@@ -46,6 +46,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from edge_genre.benchmarks.proc import status_kib
+
 REPO_PARENT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = (Path(os.environ.get("EDGE_GENRE_SHARED", REPO_PARENT / "shared"))
                 / "data" / "gtzan-mini" / "genres")
@@ -237,17 +239,6 @@ def classify(out: dict, name: str) -> tuple[str, str]:
 # ----------------------------------------------------------------------------- worker
 
 
-def _vm_kb(field: str, pid: str = "self") -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def worker(args) -> int:
     """Run cases start, start + step, ... each in a forked child; one JSON line per case."""
     import resource
@@ -264,7 +255,8 @@ def worker(args) -> int:
     fe_cfg, window = _frontend()
     limit = int(args.memory_mb * (1 << 20))
     tmp = Path(tempfile.mkdtemp(prefix="edge-genre-fuzz-"))
-    print(json.dumps({"worker": True, "rss_kb": _vm_kb("VmRSS"), "vm_kb": _vm_kb("VmSize")}),
+    print(json.dumps({"worker": True, "rss_kb": status_kib("self", "VmRSS") or 0,
+                      "vm_kb": status_kib("self", "VmSize") or 0}),
           flush=True)
     try:
         for index in range(args.start, args.cases, args.step):

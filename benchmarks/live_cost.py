@@ -36,6 +36,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from edge_genre.benchmarks.proc import cpu_seconds, status_kib
+
 REPO_PARENT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = Path(os.environ.get("EDGE_GENRE_SHARED", REPO_PARENT / "shared")) / "data" / "gtzan-mini" / "genres"
 DEFAULT_EXCERPT = "metal.00002"
@@ -162,17 +164,9 @@ class LoopPlayer:
         self._thread.join(10)
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of every thread of a process, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    return float("nan")
+    kib = status_kib(pid, "VmRSS")
+    return float("nan") if kib is None else kib / 1024.0
 
 
 @dataclass

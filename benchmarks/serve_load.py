@@ -38,6 +38,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge_genre.benchmarks.proc import cpu_seconds, status_kib
+
 REPO_PARENT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = (Path(os.environ.get("EDGE_GENRE_SHARED", REPO_PARENT / "shared"))
                 / "data" / "gtzan-mini" / "genres")
@@ -75,26 +77,6 @@ def multipart(filename: str, data: bytes) -> tuple[bytes, str]:
 
 
 # ----------------------------------------------------------------------------- the server
-
-
-def _proc_kb(pid: int, field_name: str) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field_name + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 class Server:
@@ -138,11 +120,11 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
     def rss_mb(self) -> float | None:
-        kb = _proc_kb(self.process.pid, "VmRSS")
+        kb = status_kib(self.process.pid, "VmRSS")
         return None if kb is None else kb / 1024
 
     def cpu_seconds(self) -> float | None:
-        return _cpu_seconds(self.process.pid)
+        return cpu_seconds(self.process.pid)
 
     def stop(self, timeout: float = 15.0) -> int:
         if self.process.poll() is None:
