@@ -19,16 +19,20 @@ it.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from edge_genre.edge.backends import is_waveform
 from edge_genre.edge.config import ModelCard
 from edge_genre.errors import DataError
 from edge_genre.train.data import Dataset, Track, discover
-from edge_genre.train.features import Windows, load_windows, settings_key
+from edge_genre.train.features import Windows, cut_windows, load_windows, settings_key
 from edge_genre.train.splits import track_split
+
+log = logging.getLogger("edge_genre")
 
 DEFAULT_SPLIT = {"name": "artist", "seed": 0, "valid": 0.15, "test": 0.15}
 #: The card's ``extra`` key of the cross-validation record (``export.pipeline.CV_KEY``).
@@ -215,18 +219,51 @@ def plan(model_path, card: ModelCard, dataset: Dataset, trained: bool = True, ru
 
 
 class WindowCache:
-    """Features of held-out tracks, computed once per front-end + window settings."""
+    """What a model takes for each window of held-out tracks, computed once per front-end +
+    window settings: features (``load_windows``), or for a waveform-in file (its front-end in
+    its graph) the windows' samples at the card's rate, cut by the same rule."""
 
     def __init__(self, cache_dir: str | Path | None = None):
         self.cache_dir = cache_dir
         self._memo: dict[tuple, Windows] = {}
 
     def windows(self, tracks: list[Track], card: ModelCard) -> Windows:
-        key = (settings_key(card.frontend, card.window), tuple(t.track_id for t in tracks))
+        waveform = is_waveform(card)
+        key = (settings_key(card.frontend, card.window), waveform,
+               tuple(t.track_id for t in tracks))
         if key not in self._memo:
-            self._memo[key] = load_windows(tracks, card.frontend, card.window,
-                                           cache_dir=self.cache_dir)
+            self._memo[key] = (_audio_windows(tracks, card) if waveform else
+                               load_windows(tracks, card.frontend, card.window,
+                                            cache_dir=self.cache_dir))
         return self._memo[key]
+
+
+def _audio_windows(tracks: list[Track], card: ModelCard) -> Windows:
+    """``load_windows`` for a waveform-in file: each window's samples (``cut_windows``, the
+    training rule) instead of its features; an unreadable track is skipped with a warning."""
+    from edge_genre.edge.audio import load
+    from edge_genre.errors import AudioError
+
+    xs, ys, owners, kept, skipped = [], [], [], [], []
+    for track in tracks:
+        try:
+            cut = cut_windows(load(track.path, card.frontend.sample_rate), card.frontend,
+                              card.window)
+        except AudioError as exc:
+            log.warning("skipping %s", exc)
+            skipped.append((track.path, str(exc)))
+            continue
+        if not len(cut):
+            continue
+        owners.append(np.full(len(cut), len(kept)))
+        ys.append(np.full(len(cut), track.label))
+        kept.append(track)
+        xs.append(cut)
+    if not xs:
+        n = card.window.window_samples(card.frontend)
+        return Windows(np.zeros((0, n), np.float32), np.zeros(0, int), np.zeros(0, int), [],
+                       skipped)
+    return Windows(np.concatenate(xs), np.concatenate(ys), np.concatenate(owners), kept, skipped)
 
 
 def evaluate(runner, held: HeldOut, cache: WindowCache, batch: int = 32) -> dict:
@@ -239,7 +276,7 @@ def evaluate(runner, held: HeldOut, cache: WindowCache, batch: int = 32) -> dict
     windows = cache.windows(tracks, card)
     if len(windows) == 0:
         raise DataError("no held-out windows could be read")
-    x = windows.normalized(card.frontend)
+    x = windows.x if is_waveform(card) else windows.normalized(card.frontend)
     probs = np.concatenate([np.asarray(runner.predict(x[i:i + batch]), np.float32)
                             for i in range(0, len(x), batch)])
     truth = np.array([label_of[t.genre] for t in windows.tracks])

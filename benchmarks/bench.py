@@ -29,7 +29,7 @@ from edge_genre import __version__
 from edge_genre.benchmarks import accuracy, coldstart, frontend_cost, graph_macs, machine
 from edge_genre.benchmarks import pi_estimate, streaming, yamnet_peer
 from edge_genre.benchmarks.latency import TimingConfig, model_latency
-from edge_genre.errors import BackendError, DataError, EdgeGenreError, ModelError
+from edge_genre.errors import BackendError, EdgeGenreError, ModelError
 
 log = logging.getLogger("edge_genre")
 
@@ -287,8 +287,7 @@ def _measure_file(entry: ModelEntry, cfg: BenchConfig, available, threads, timin
                                    "per_window_ms": stats.to_dict()})
             if n == max(threads) and rec["accuracy"] is None and held is not None:
                 say(f"{path.name}: accuracy on {len(held.tracks)} held-out tracks")
-                rec["accuracy"] = (_evaluate_waveform(runner, held) if in_graph
-                                   else accuracy.evaluate(runner, held, windows))
+                rec["accuracy"] = accuracy.evaluate(runner, held, windows)
             del runner
         say(f"{path.name} [{backend}, 1 thread]: streaming end to end")
         runner = _load(path, backend, 1)
@@ -310,46 +309,6 @@ def _measure_file(entry: ModelEntry, cfg: BenchConfig, available, threads, timin
     rec["_frontend_key"] = settings_key(card.frontend, card.window)
     rec["_card"] = card
     return rec
-
-
-def _evaluate_waveform(runner, held, batch: int = 8) -> dict:
-    """``accuracy.evaluate`` for a waveform-in file: the same windows (the training rule,
-    ``train.features.cut_windows``) given as raw audio at the card's rate instead of features;
-    an unreadable track is skipped, as ``load_windows`` skips it."""
-    from edge_genre.edge.audio import load
-    from edge_genre.errors import AudioError
-    from edge_genre.train.features import cut_windows
-
-    card = runner.card
-    label_of = {name: i for i, name in enumerate(card.labels)}
-    tracks = [t for t in held.tracks if t.genre in label_of]
-    if not tracks:
-        raise DataError("none of the held-out tracks has a genre the model knows")
-    track_probs, truth, window_hits, n_windows = [], [], 0, 0
-    for track in tracks:
-        try:
-            y = load(track.path, card.frontend.sample_rate)
-        except AudioError as exc:
-            log.warning("skipping %s", exc)
-            continue
-        cut = cut_windows(y, card.frontend, card.window)
-        if not len(cut):
-            continue
-        probs = np.concatenate([runner.predict(cut[i:i + batch])
-                                for i in range(0, len(cut), batch)])
-        label = label_of[track.genre]
-        track_probs.append(probs.mean(axis=0))
-        truth.append(label)
-        window_hits += int(np.sum(probs.argmax(1) == label))
-        n_windows += len(probs)
-    if not truth:
-        raise DataError("no held-out windows could be read")
-    return {
-        "track_accuracy": float(np.mean(np.argmax(track_probs, axis=1) == np.array(truth))),
-        "window_accuracy": window_hits / n_windows,
-        "tracks": len(truth), "windows": n_windows, "held_out": held.description,
-        "source": accuracy.SOURCE_HELD_OUT,
-    }
 
 
 def _measure_yamnet(cfg: BenchConfig, threads, timing, held, say, notes) -> dict:
