@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_genre.edge.resample import MAX_RATE, MIN_RATE, resample
+from edge_genre.edge.resample import check_rate, resample
 from edge_genre.errors import AudioError
 
 log = logging.getLogger(__name__)
@@ -240,9 +240,11 @@ _A_LAW = _g711(np.arange(256), mu_law=False)
 
 
 def _check_rate(rate: int) -> None:
-    if not MIN_RATE <= rate <= MAX_RATE:
-        raise _Unsupported(f"sample rate {rate} Hz is outside the accepted range, "
-                           f"{MIN_RATE / 1000:g} kHz to {MAX_RATE / 1000:g} kHz")
+    """The resampler's accepted range (``resample.check_rate``), as a header refusal."""
+    try:
+        check_rate(rate)
+    except ValueError as exc:
+        raise _Unsupported(str(exc)) from None
 
 
 _AU_ENCODINGS = {2: (8, False), 3: (16, False), 4: (24, False), 5: (32, False), 6: (32, True),

@@ -61,7 +61,7 @@ def check_rate(rate) -> int:
     """``rate`` as an int, or ValueError when it is outside ``MIN_RATE``..``MAX_RATE``."""
     r = int(rate)
     if not MIN_RATE <= r <= MAX_RATE:
-        raise ValueError(f"a sample rate of {rate} Hz is outside the accepted range "
+        raise ValueError(f"sample rate {rate} Hz is outside the accepted range, "
                          f"{MIN_RATE / 1000:g} kHz to {MAX_RATE / 1000:g} kHz")
     return r
 
