@@ -514,7 +514,7 @@ class WindowFeeder:
         self._start(rate)
 
     def _start(self, rate: int) -> None:
-        from edge_genre.edge.resample import ROLLOFF, ZERO_CROSSINGS, conversion_factors
+        from edge_genre.edge.resample import Resampler
 
         clf = self.classifier
         self.rate = int(rate)
@@ -525,10 +525,8 @@ class WindowFeeder:
         self._ratio = self.rate / clf.sample_rate
         if self.rate == clf.sample_rate:
             self._lookahead = 0
-        else:  # the streaming resampler's half filter length (edge.resample), and a margin
-            up, down = conversion_factors(self.rate, clf.sample_rate)
-            cutoff = 0.5 * min(1.0, up / down) * ROLLOFF
-            self._lookahead = math.ceil(ZERO_CROSSINGS / (2 * cutoff)) + 2
+        else:  # what the classifier's streaming resampler needs ahead, and a margin
+            self._lookahead = Resampler(self.rate, clf.sample_rate).lookahead + 2
 
     def _needed(self) -> int:
         clf = self.classifier
