@@ -28,6 +28,7 @@ import numpy as np
 from edge_genre.edge.backends import is_waveform
 from edge_genre.edge.config import ModelCard
 from edge_genre.errors import DataError
+from edge_genre.export.pipeline import CV_KEY  # the card key export --cv-record writes
 from edge_genre.train.data import Dataset, Track, discover
 from edge_genre.train.features import Windows, cut_windows, load_windows, settings_key
 from edge_genre.train.splits import track_split
@@ -35,8 +36,6 @@ from edge_genre.train.splits import track_split
 log = logging.getLogger("edge_genre")
 
 DEFAULT_SPLIT = {"name": "artist", "seed": 0, "valid": 0.15, "test": 0.15}
-#: The card's ``extra`` key of the cross-validation record (``export.pipeline.CV_KEY``).
-CV_KEY = "cv"
 #: ``accuracy["source"]`` values in bench.json.
 SOURCE_CV, SOURCE_HELD_OUT, SOURCE_ZERO_SHOT = "card cv", "held-out", "zero-shot all tracks"
 EXPORT_REPORT = "export_report.json"

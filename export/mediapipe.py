@@ -60,6 +60,7 @@ import numpy as np
 
 from edge_genre import __version__
 from edge_genre.edge.config import FrontendConfig, ModelCard
+from edge_genre.edge.backends import INPUT_KEY, WAVEFORM, is_waveform, load_model
 from edge_genre.errors import DataError, ModelError
 from edge_genre.export.metadata import attach_tflite
 
@@ -75,9 +76,6 @@ METADATA_IDENTIFIER = b"M001"
 MIN_PARSER_VERSION = "1.3.0"
 #: The label file packed into the model file.
 LABELS_FILE = "labels.txt"
-#: Card ``extra`` key saying what the file's input is, and its value here.
-INPUT_KEY = "input"
-WAVEFORM = "waveform"
 #: Card ``extra`` key with the MediaPipe-facing settings (input / output, metadata route).
 MEDIAPIPE_KEY = "mediapipe"
 REPORT_FILE = "mediapipe_report.json"
@@ -104,11 +102,6 @@ def file_name(stem: str, quantization: str = "fp32") -> str:
 
 def window_samples(card: ModelCard) -> int:
     return card.window.window_samples(card.frontend)
-
-
-def is_waveform_card(card: ModelCard) -> bool:
-    """Whether a card describes a waveform-in file (made here) rather than a features-in one."""
-    return card.extra.get(INPUT_KEY) == WAVEFORM
 
 
 # ----------------------------------------------------------------------------- the front-end
@@ -598,7 +591,7 @@ def write(path: Path, data: bytes) -> Path:
     if TFLITE_METADATA not in entries or entries[TFLITE_METADATA][4:8] != METADATA_IDENTIFIER:
         raise ModelError(f"{path}: the standard metadata does not read back")
     card = read_card(path)
-    if not is_waveform_card(card):
+    if not is_waveform(card):
         raise ModelError(f"{path}: the card does not read back as a waveform-in card")
     with zipfile.ZipFile(io.BytesIO(back)) as zf:
         if zf.read(LABELS_FILE).decode("utf-8").split() != list(card.labels):
@@ -616,40 +609,6 @@ def associated_files(path: str | Path) -> dict[str, bytes]:
 
 
 # ----------------------------------------------------------------------------- running it
-
-
-class WaveformRunner:
-    """A waveform-in .tflite file in ai-edge-litert: (n, window_samples) -> (n, n_labels)."""
-
-    def __init__(self, path: str | Path, threads: int | None = None):
-        from ai_edge_litert.interpreter import Interpreter
-
-        from edge_genre.edge.modelfile import read_card
-
-        self.path = Path(path)
-        self.card = read_card(self.path)
-        if not is_waveform_card(self.card):
-            raise ModelError(f"{self.path}: not a waveform-in file (no extra.input = waveform)")
-        kwargs = {"model_path": str(self.path)}
-        if threads:
-            kwargs["num_threads"] = int(threads)
-        self._interp = Interpreter(**kwargs)
-        self._interp.allocate_tensors()
-        self._in = self._interp.get_input_details()[0]
-        self._out = self._interp.get_output_details()[0]
-        self.n_samples = int(self._in["shape"][-1])
-        if self.n_samples != window_samples(self.card):
-            raise ModelError(f"{self.path}: input of {self.n_samples} samples, card says "
-                             f"{window_samples(self.card)}")
-
-    def predict(self, windows: np.ndarray) -> np.ndarray:
-        windows = np.asarray(windows, np.float32).reshape(-1, self.n_samples)
-        out = np.zeros((len(windows), len(self.card.labels)), np.float32)
-        for i, w in enumerate(windows):  # batch 1, as MediaPipe runs it
-            self._interp.set_tensor(self._in["index"], w[None])
-            self._interp.invoke()
-            out[i] = self._interp.get_tensor(self._out["index"]).reshape(-1)
-        return out
 
 
 # ----------------------------------------------------------------------------- parity
@@ -725,7 +684,7 @@ def parity(path: str | Path, model, card: ModelCard, windows: ParityWindows,
     """The waveform-in file against the spectrogram-in Keras model + numpy front-end on the same
     windows: top-1 agreement and largest probability difference, overall and per window kind,
     and whether they hold the bounds for ``quantization``."""
-    runner = WaveformRunner(path)
+    runner = load_model(path, backend="ai-edge-litert")  # the edge runtime: one window per invoke
     ref = reference if reference is not None else reference_probs(model, card, windows.audio)
     got = runner.predict(windows.audio)
     diff = np.abs(got - ref).max(axis=1)

@@ -57,8 +57,8 @@ def assert_same_windows(got, ref, tol=PROB_TOL):
 
 def test_the_runtime_loads_the_waveform_file(waveform_files):  # noqa: F811
     """Input (window_samples,) as the card says; batch fixed at 1, one window per invoke, the
-    input never resized; the same probabilities as export.mediapipe's own WaveformRunner."""
-    from edge_genre.export.mediapipe import WaveformRunner
+    input never resized; the same probabilities as the interpreter run by hand, window by window."""
+    from ai_edge_litert.interpreter import Interpreter
 
     runner = load_model(waveform_files.waveform)
     assert runner.waveform and runner.input_shape == (64000,)
@@ -68,7 +68,15 @@ def test_the_runtime_loads_the_waveform_file(waveform_files):  # noqa: F811
     windows = np.stack([y[i * 32000:i * 32000 + 64000] for i in range(5)])
     got = runner.predict(windows)
     assert list(runner._in["shape"]) == [1, 64000]  # not resized to 5
-    np.testing.assert_array_equal(got, WaveformRunner(waveform_files.waveform).predict(windows))
+    by_hand = Interpreter(model_path=str(waveform_files.waveform))
+    by_hand.allocate_tensors()
+    i, o = by_hand.get_input_details()[0], by_hand.get_output_details()[0]
+    expected = []
+    for w in windows:
+        by_hand.set_tensor(i["index"], w[None].astype(np.float32))
+        by_hand.invoke()
+        expected.append(by_hand.get_tensor(o["index"])[0])
+    np.testing.assert_array_equal(got, np.array(expected))
     np.testing.assert_array_equal(runner.predict(windows[2]), got[2:3])
     np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)
     with pytest.raises(ValueError, match="64000"):

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge_genre.edge.backends import is_waveform, load_model
 from edge_genre.edge.config import FrontendConfig, ModelCard, WindowConfig
 from tests.conftest import GTZAN_MINI, YAMNET_TFLITE
 
@@ -297,7 +298,7 @@ def test_int8_weights_quantise_the_network_only(exported, keras_model, tmp_path)
         lite.invoke()
         spectro.append(lite.get_tensor(lo["index"])[0])
     spectro = np.array(spectro)
-    wave = M.WaveformRunner(path).predict(windows.audio)
+    wave = load_model(path).predict(windows.audio)
     keras_probs = M.reference_probs(model, card, windows.audio)
     err_wave, err_spectro = np.abs(wave - keras_probs), np.abs(spectro - keras_probs)
     print(f"\nvs Keras on {len(wave)} windows: waveform-in int8w max {err_wave.max():.4f} mean "
@@ -358,7 +359,7 @@ def test_standard_metadata_and_card_are_both_in_the_file(exported, transfer_run)
     assert {M.TFLITE_METADATA, METADATA_KEY} <= set(entries)
     # Our card: waveform in, its front-end and labels as trained.
     card = read_card(path)
-    assert M.is_waveform_card(card) and card.input_shape == (64000,)
+    assert is_waveform(card) and card.input_shape == (64000,)
     trained = ModelCard.from_json((transfer_run / "model_card.json").read_text())
     assert card.labels == GENRES and card.frontend == trained.frontend
     assert card.quantization == "fp32" and card.preset == "transfer"
