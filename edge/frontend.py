@@ -4,9 +4,11 @@ Plain functions over arrays, librosa-style: ``mel_filterbank``, ``power_spectrog
 ``log_mel``, ``features``. librosa is the reference these are tested against
 (``tests/edge/test_frontend.py``); nothing here imports it.
 
-``StreamingFrontend`` produces the same features window by window from a live stream, reusing
-the STFT frames that consecutive windows share; ``StreamingWindows`` is its window cut alone,
-giving each window's samples (what a waveform-in model file takes).
+``StreamingFrontend`` produces the same features window by window from a live stream: each push
+computes the STFT frames of its new samples once, into a preallocated ring of mel columns, and
+a window is assembled from the stored frames (with a 4 s window and a 2 s hop, half a window of
+frames per hop). ``StreamingWindows`` is its window cut alone, over a preallocated ring of
+samples, giving each window's samples (what a waveform-in model file takes).
 """
 from __future__ import annotations
 
@@ -188,6 +190,57 @@ def features_batch(windows: np.ndarray, cfg: FrontendConfig) -> np.ndarray:
 # ----------------------------------------------------------------------------- streaming
 
 
+class MirroredRing:
+    """The latest ``capacity`` items of a stream (samples, or frames' mel columns) in one
+    preallocated buffer, addressed by absolute position in the stream.
+
+    Every item is stored twice, ``capacity`` apart, so any run of up to ``capacity`` recent items
+    is one contiguous view (``view``): no wrap-around to stitch and nothing concatenated per push.
+    """
+
+    def __init__(self, capacity: int, item_shape: tuple[int, ...] = (), dtype=np.float64):
+        self.capacity = int(capacity)
+        self._data = np.zeros((2 * self.capacity,) + tuple(item_shape), dtype=dtype)
+        self.end = 0  # absolute position one past the newest item
+
+    def append(self, items: np.ndarray, at: int | None = None) -> None:
+        """Store ``items`` at positions ``at`` (default ``end``; a later ``at`` leaves a gap
+        that is never read) onward; they replace the items ``capacity`` positions older."""
+        if at is not None:
+            if at < self.end:
+                raise ValueError("a ring only appends")
+            self.end = at
+        n, cap = len(items), self.capacity
+        if n > cap:
+            raise ValueError(f"{n} items do not fit a ring of {cap}")
+        i = self.end % cap
+        first = min(n, cap - i)
+        for base in (0, cap):  # both copies
+            self._data[base + i:base + i + first] = items[:first]
+            self._data[base:base + n - first] = items[first:]
+        self.end += n
+
+    def view(self, start: int, n: int) -> np.ndarray:
+        """Items ``start`` .. ``start + n - 1`` (all still held), a view into the ring: valid
+        until more than ``capacity - n`` further items are appended."""
+        if n > self.capacity or start < self.end - self.capacity or start + n > self.end:
+            raise IndexError(f"items {start}..{start + n} are not all in the ring "
+                             f"(it holds {self.end - self.capacity}..{self.end})")
+        i = start % self.capacity
+        return self._data[i:i + n]
+
+
+def _check_cut(window_samples: int, hop_samples: int) -> None:
+    if hop_samples <= 0 or window_samples <= 0:
+        raise ValueError("window and hop must be positive")
+
+
+def _samples_capacity(window_samples: int, hop_samples: int) -> int:
+    """Samples a stream's ring holds: a window, and room for a hop or a window more, whichever
+    is longer (so a piece of a push is never shorter than that)."""
+    return window_samples + max(window_samples, hop_samples)
+
+
 class StreamingWindows:
     """Overlapping windows of a stream: the one window cut of the edge runtime.
 
@@ -195,109 +248,179 @@ class StreamingWindows:
     one item per window that the samples so far complete, in order. Here the item is the window's
     samples (float32), what a waveform-in model takes; ``StreamingFrontend`` returns its features
     instead, with the same cut.
+
+    The samples live in a preallocated ``MirroredRing`` of a window plus at least a hop (or a
+    window, if longer): a push is written into it in pieces that fit, each followed by the
+    windows it completes, so memory does not follow the stream or the push length.
     """
 
     def __init__(self, window_samples: int, hop_samples: int):
-        if hop_samples <= 0 or window_samples <= 0:
-            raise ValueError("window and hop must be positive")
+        _check_cut(window_samples, hop_samples)
         self.window_samples = int(window_samples)
         self.hop_samples = int(hop_samples)
+        self._capacity = _samples_capacity(self.window_samples, self.hop_samples)
         self.reset()
 
     def reset(self) -> None:
-        self._buffer = np.zeros(0, dtype=np.float64)
-        self._buffer_start = 0  # absolute index of _buffer[0]
+        self._samples = MirroredRing(self._capacity)
         self._next_window = 0  # absolute start of the next window to emit
         self.frames_computed = 0  # STFT frames (StreamingFrontend); 0 for raw windows
         self.frames_reused = 0
 
     @property
     def samples_seen(self) -> int:
-        return self._buffer_start + len(self._buffer)
+        return self._samples.end
 
     def push(self, samples: np.ndarray) -> list[np.ndarray]:
         """Add mono samples; return what ``_emit`` gives for each completed window."""
-        return [item for _, item in self.push_windows(samples)]
+        return [item for _, item in self._push(samples, keep_windows=False)]
 
     def push_windows(self, samples: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """``push``, each item paired with its window's samples (float64, read-only use: for
-        levels and silence gates)."""
-        samples = np.asarray(samples, dtype=np.float64).reshape(-1)
-        self._buffer = np.concatenate([self._buffer, samples])
+        """``push``, each item paired with its window's samples (a float64 copy: for levels and
+        silence gates)."""
+        return self._push(samples, keep_windows=True)
+
+    def _push(self, samples, keep_windows: bool) -> list[tuple[np.ndarray | None, np.ndarray]]:
+        samples = np.asarray(samples).reshape(-1)
         out = []
-        while self._next_window + self.window_samples <= self.samples_seen:
-            out.append((self._window(self._next_window), self._emit(self._next_window)))
-            self._next_window += self.hop_samples
-        self._trim()  # rebinds the buffer: the windows handed out stay as they are
+        pos = 0
+        while pos < len(samples):
+            # Every sample from the next window's start on is still needed; the rest of the
+            # ring is room for this piece (less than a window is kept, so the room is at least
+            # max(window, hop)).
+            kept = max(0, self.samples_seen - self._next_window)
+            piece = samples[pos:pos + self._capacity - kept]
+            pos += len(piece)
+            self._samples.append(piece)
+            self._on_samples()
+            while self._next_window + self.window_samples <= self.samples_seen:
+                start = self._next_window
+                window = self._samples.view(start, self.window_samples)
+                out.append((window.copy() if keep_windows else None, self._emit(start, window)))
+                self._next_window += self.hop_samples
         return out
 
-    def _window(self, start: int) -> np.ndarray:
-        offset = start - self._buffer_start
-        return self._buffer[offset:offset + self.window_samples]
+    def _on_samples(self) -> None:
+        """Called after each piece of samples is stored, before its windows are emitted."""
 
-    def _emit(self, start: int) -> np.ndarray:
-        """The window starting at absolute sample ``start``: its samples, float32."""
-        return self._window(start).astype(np.float32)
-
-    def _trim(self) -> None:
-        keep_from = self._next_window  # nothing before the next window is needed again
-        drop = keep_from - self._buffer_start
-        if drop > 0:
-            self._buffer = self._buffer[drop:]
-            self._buffer_start = keep_from
+    def _emit(self, start: int, window: np.ndarray) -> np.ndarray:
+        """The item for the window starting at absolute sample ``start`` (``window``: its
+        samples, a view into the ring): its samples, float32."""
+        return window.astype(np.float32)
 
 
 class StreamingFrontend(StreamingWindows):
-    """Features of overlapping windows of a stream, reusing the frames windows share.
+    """Features of overlapping windows of a stream, each STFT frame computed once.
 
-    The windows are ``StreamingWindows``'s. A frame that lies wholly inside the stream (not in a
-    window's centre padding) depends only on the audio under it, so it is computed once and kept
-    while a later window still needs it; only the frames that are new since the last window (and
-    the few padded edge frames of a centred front-end) are computed per hop. ``push`` returns
-    exactly what ``features`` returns for each window's samples.
+    The windows are ``StreamingWindows``'s. With a hop that is a whole number of STFT hops (as
+    ``WindowConfig.hop_samples`` makes it), window ``m``'s frame ``k`` starts at absolute sample
+    ``q * hop_length - pad`` with ``q = m * hop_samples / hop_length + k``, so frame ``q`` is
+    the same for every window it lies wholly inside (not in a window's centre padding). Each
+    push computes the mel columns of the frames its new samples complete, once, into a
+    preallocated ``MirroredRing`` of columns; a window is assembled from its stored columns plus
+    the few padded edge frames of a centred front-end, which depend on where the window starts.
+    With a 4 s window and a 2 s hop, a hop computes about half a window of frames. The log,
+    resize and normalisation (``finish``) still run once per window, on the whole window.
+
+    ``push`` returns what ``features`` returns for each window's samples: the same arithmetic
+    on the same frames (bit-identical in the tests; a BLAS may round the mel product of a batch
+    of another size differently in the last bit). ``frames_computed`` counts the STFT frames
+    computed, ``frames_reused`` the frames a window took from the previous window's.
     """
 
     def __init__(self, cfg: FrontendConfig, window_samples: int, hop_samples: int):
-        super().__init__(window_samples, hop_samples)  # checks them; reset() needs no cfg
+        _check_cut(window_samples, hop_samples)
         self.cfg = cfg
-        self._rel_starts = frame_starts(cfg, self.window_samples)
-        self._interior = (self._rel_starts >= 0) & (
-            self._rel_starts + cfg.n_fft <= self.window_samples)
+        window_samples, hop_samples = int(window_samples), int(hop_samples)
         self._mel = mel_filterbank(cfg).astype(np.float64)
+        self._rel_starts = frame_starts(cfg, window_samples)
+        self._pad = cfg.n_fft // 2 if cfg.center else 0
+        inside = np.flatnonzero((self._rel_starts >= 0)
+                                & (self._rel_starts + cfg.n_fft <= window_samples))
+        # Frames shared between windows: k_lo <= k < k_hi, on the stream's frame grid.
+        self._k_lo = int(inside[0]) if len(inside) else 0
+        self._k_hi = int(inside[-1]) + 1 if len(inside) else 0
+        self._reuse = len(inside) > 0 and hop_samples % cfg.hop_length == 0
+        if not self._reuse:
+            self._k_lo = self._k_hi = 0
+        self._frames_per_hop = hop_samples // cfg.hop_length
+        k = np.arange(len(self._rel_starts))
+        self._edge_k = k[(k < self._k_lo) | (k >= self._k_hi)]  # computed per window
+        # Columns of every frame whose samples the sample ring holds, and two to spare.
+        self._columns_capacity = (_samples_capacity(window_samples, hop_samples)
+                                  // cfg.hop_length + 2)
+        super().__init__(window_samples, hop_samples)
 
     def reset(self) -> None:
         super().reset()
-        self._cache: dict[int, np.ndarray] = {}  # absolute frame start -> mel column
+        self._columns = MirroredRing(self._columns_capacity, (self._mel.shape[0],))
+        self._next_frame = self._k_lo  # window 0's first shared frame
+        self._prev_shared_end = None  # one past the last shared frame of the previous window
 
-    def _emit(self, start: int) -> np.ndarray:
-        return self._window_features(start)
+    def _mel_columns(self, frames: np.ndarray) -> np.ndarray:
+        """Mel power of frames (n, n_fft) -> (n, n_mels); the product ``mel_power`` takes."""
+        return frames_power(frames, self.cfg) @ self._mel.T
 
-    def _window_features(self, start: int) -> np.ndarray:
-        cfg = self.cfg
-        window = self._window(start)
+    # -------------------------------------------------------------- shared frames, per push
+
+    def _next_needed(self, q: int) -> int:
+        """The first frame at or after ``q`` that some window shares (all of them unless the
+        hop is longer than a window's shared frames)."""
+        f, lo, hi = self._frames_per_hop, self._k_lo, self._k_hi
+        if q < lo:
+            return lo
+        m = (q - lo) // f  # the latest window whose shared frames start at or before q
+        return q if q < m * f + hi else (m + 1) * f + lo
+
+    def _on_samples(self) -> None:
+        if not self._reuse:
+            return
+        cfg, f = self.cfg, self._frames_per_hop
+        contiguous = self._k_hi - self._k_lo >= f  # consecutive windows' shared frames touch
+        last = (self.samples_seen + self._pad - cfg.n_fft) // cfg.hop_length  # last complete
+        q = self._next_frame
+        while True:
+            q = self._next_needed(q)
+            if q > last:
+                break
+            stop = last + 1
+            if not contiguous:
+                stop = min(stop, ((q - self._k_lo) // f) * f + self._k_hi)
+            n = stop - q
+            start = q * cfg.hop_length - self._pad
+            run = self._samples.view(start, (n - 1) * cfg.hop_length + cfg.n_fft)
+            frames = np.lib.stride_tricks.sliding_window_view(run, cfg.n_fft)[::cfg.hop_length]
+            self._columns.append(self._mel_columns(frames), at=q)
+            self.frames_computed += n
+            q = stop
+        self._next_frame = q
+
+    # -------------------------------------------------------------- a window, per hop
+
+    def _edge_frames(self, window: np.ndarray, ks: np.ndarray) -> np.ndarray:
+        """Frames ``ks`` of ``window`` zero-padded as ``power_spectrogram`` pads it, built from
+        a segment just long enough for them (frames near one end only, or all of them)."""
+        n_fft = self.cfg.n_fft
+        rel = self._rel_starts[ks]
+        lo, hi = int(rel[0]), int(rel[-1]) + n_fft
+        segment = np.zeros(hi - lo, dtype=np.float64)
+        a, b = max(lo, 0), min(hi, len(window))
+        if b > a:
+            segment[a - lo:b - lo] = window[a:b]
+        return _gather_frames(segment, rel - lo, n_fft)
+
+    def _emit(self, start: int, window: np.ndarray) -> np.ndarray:
         columns = np.empty((len(self._rel_starts), self._mel.shape[0]), dtype=np.float64)
-        missing = []
-        for j, (rel, inside) in enumerate(zip(self._rel_starts, self._interior)):
-            cached = self._cache.get(start + rel) if inside else None
-            if cached is None:
-                missing.append(j)
-            else:
-                columns[j] = cached
-        self.frames_reused += len(self._rel_starts) - len(missing)
-        if missing:
-            idx = np.array(missing)
-            pad = cfg.n_fft // 2 if cfg.center else 0
-            padded = np.pad(window, (pad, pad + cfg.n_fft))
-            frames = _gather_frames(padded, self._rel_starts[idx] + pad, cfg.n_fft)
-            mel_cols = frames_power(frames, cfg) @ self._mel.T
-            columns[idx] = mel_cols
-            self.frames_computed += len(missing)
-            for j, col in zip(missing, mel_cols):
-                if self._interior[j]:
-                    self._cache[start + int(self._rel_starts[j])] = col
-        return finish(columns.T, cfg)
-
-    def _trim(self) -> None:
-        super()._trim()
-        for key in [k for k in self._cache if k < self._next_window]:
-            del self._cache[key]
+        if self._reuse:
+            q0 = (start // self.hop_samples) * self._frames_per_hop + self._k_lo
+            columns[self._k_lo:self._k_hi] = self._columns.view(q0, self._k_hi - self._k_lo)
+            if self._prev_shared_end is not None:
+                self.frames_reused += max(0, self._prev_shared_end - q0)
+            self._prev_shared_end = q0 + self._k_hi - self._k_lo
+        edges = self._edge_k
+        if len(edges):
+            left, right = edges[edges < self._k_lo], edges[edges >= self._k_hi]
+            frames = [self._edge_frames(window, ks) for ks in (left, right) if len(ks)]
+            columns[edges] = self._mel_columns(np.concatenate(frames))
+            self.frames_computed += len(edges)
+        return finish(columns.T, self.cfg)

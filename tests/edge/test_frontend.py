@@ -117,3 +117,90 @@ def test_config_round_trip_and_validation():
 def test_window_hop_is_whole_frames():
     assert WindowConfig().hop_samples(PAPER) % PAPER.hop_length == 0
     assert WindowConfig().hop_samples(EDGE_LIKE) == 32000
+
+
+def _pushed(stream, y, rng, max_push):
+    """Push ``y`` in random sizes 1..max_push; (window samples, item) of every window."""
+    out, pos = [], 0
+    while pos < len(y):
+        n = int(rng.integers(1, max_push + 1))
+        out += stream.push_windows(y[pos:pos + n])
+        pos += n
+    return out
+
+
+SMALL = FrontendConfig(sample_rate=8000, n_fft=256, hop_length=64, n_mels=16)
+SMALL_UNCENTRED = dataclasses.replace(SMALL, center=False)
+#: (front-end, window, hop): the presets' 4 s / 2 s cuts, and small ones that cover the corners.
+CUTS = {
+    "paper": (PAPER, 88200, 44032), "edge-like": (EDGE_LIKE, 64000, 32000),
+    "musicnn-like": (MUSICNN_LIKE, 64000, 32000), "yamnet-like": (YAMNET_LIKE, 64000, 32000),
+    "one-frame-hop": (SMALL, 4000, 64),  # nearly every frame shared
+    "small": (SMALL, 4000, 1600),
+    "hop-not-whole-frames": (SMALL, 4000, 2000),  # nothing shared: every frame per window
+    "hop-over-window": (SMALL, 1024, 3072),  # frames between windows are skipped
+    "small-uncentred": (SMALL_UNCENTRED, 4000, 1600),
+    "hop-over-window-uncentred": (SMALL_UNCENTRED, 1024, 3072),
+}
+#: Largest push per cut: pushes of a few samples (small windows only: they are slow), a sound
+#: card's blocks, several windows at once.
+PUSHES = [(name, max_push) for name, (_, size, _) in CUTS.items()
+          for max_push in ((7, 900, 70000) if size < 5000 else (900, 70000))]
+
+
+@pytest.mark.parametrize("name, max_push", PUSHES)
+def test_streaming_equals_batch_over_random_push_sizes(name, max_push):
+    cfg, size, hop = CUTS[name]
+    rng = np.random.default_rng(max_push)
+    y = 0.3 * rng.standard_normal(3 * size + 4 * hop + 123)
+    stream = fe.StreamingFrontend(cfg, size, hop)
+    got = _pushed(stream, y, rng, max_push)
+    starts = range(0, len(y) - size + 1, hop)
+    assert len(got) == len(starts) >= 3
+    expected = fe.features_batch(np.stack([y[s:s + size] for s in starts]), cfg)
+    for (window, x), s, want in zip(got, starts, expected):
+        np.testing.assert_array_equal(window, y[s:s + size])
+        # Bit-identical where measured (numpy's OpenBLAS, x86-64); BLAS may round the mel
+        # product differently for a batch of another size, hence the tolerance.
+        np.testing.assert_allclose(x, want, rtol=1e-6, atol=1e-6)
+    # The raw window cut gives the same windows.
+    raw = fe.StreamingWindows(size, hop).push(y)
+    assert [r.tobytes() for r in raw] == [y[s:s + size].astype(np.float32).tobytes()
+                                          for s in starts]
+
+
+@pytest.mark.parametrize("name", ["paper", "edge-like", "musicnn-like"])
+def test_streaming_hop_computes_only_its_new_frames(name):
+    """A hop computes the frames of its new samples (a hop's worth) and a centred front-end's
+    zero-padded edge frames; the rest of the window is the previous window's frames."""
+    cfg = CONFIGS[name]
+    win = WindowConfig()
+    size, hop = win.window_samples(cfg), win.hop_samples(cfg)
+    y = np.random.default_rng(1).standard_normal(size + 3 * hop)
+    stream = fe.StreamingFrontend(cfg, size, hop)
+    assert len(stream.push(y[:size])) == 1
+    per_window = cfg.n_frames(size)
+    starts = fe.frame_starts(cfg, size)
+    edges = int(np.sum((starts < 0) | (starts + cfg.n_fft > size)))
+    assert stream.frames_computed == per_window and stream.frames_reused == 0
+    for i in range(3):
+        before = stream.frames_computed, stream.frames_reused
+        assert len(stream.push(y[size + i * hop:size + (i + 1) * hop])) == 1
+        computed = stream.frames_computed - before[0]
+        reused = stream.frames_reused - before[1]
+        assert computed == hop // cfg.hop_length + edges
+        assert computed + reused == per_window
+        assert computed < 0.55 * per_window + edges
+
+
+def test_mirrored_ring_holds_the_latest_items_contiguously():
+    ring = fe.MirroredRing(5, (2,))
+    ring.append(np.arange(8).reshape(4, 2))  # items 0..3
+    ring.append(np.arange(8, 14).reshape(3, 2))  # items 4..6: wraps around
+    np.testing.assert_array_equal(ring.view(2, 5), np.arange(4, 14).reshape(5, 2))
+    with pytest.raises(IndexError):
+        ring.view(1, 2)  # item 1 was overwritten
+    ring.append(np.zeros((1, 2)), at=9)  # a gap: items 7, 8 are never written
+    assert ring.end == 10
+    with pytest.raises(ValueError):
+        ring.append(np.zeros((6, 2)))  # more than the ring holds
