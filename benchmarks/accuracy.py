@@ -27,10 +27,12 @@ import numpy as np
 
 from edge_genre.edge.backends import is_waveform
 from edge_genre.edge.config import ModelCard
-from edge_genre.errors import DataError
+from edge_genre.edge.windowing import cut_windows, track_probabilities
+from edge_genre.errors import DataError, ModelError
 from edge_genre.export.pipeline import CV_KEY  # the card key export --cv-record writes
 from edge_genre.train.data import Dataset, Track, discover
-from edge_genre.train.features import Windows, cut_windows, load_windows, settings_key
+from edge_genre.train.features import Windows, load_windows, settings_key
+from edge_genre.train.run_dir import RECORD_FILE, RunRecord, RunSplit, read_record
 from edge_genre.train.splits import track_split
 
 log = logging.getLogger("edge_genre")
@@ -119,19 +121,22 @@ def _read_json(path: Path) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def _run_records(model_path: Path, run_dir) -> list[tuple[Path, dict]]:
+def _run_records(model_path: Path, run_dir) -> list[tuple[Path, RunRecord]]:
     """Training-run records that can belong to the file: ``run_dir``'s, the one beside it, and
-    the one of the run its ``export_report.json`` names."""
-    candidates = [Path(run_dir) / "run.json"] if run_dir else []
-    candidates.append(model_path.with_name("run.json"))
+    the one of the run its ``export_report.json`` names (a file that is not a run record is
+    passed over: it says nothing about the tracks)."""
+    candidates = [Path(run_dir) / RECORD_FILE] if run_dir else []
+    candidates.append(model_path.with_name(RECORD_FILE))
     report = _read_json(model_path.with_name(EXPORT_REPORT))
     if report and report.get("run_dir"):
-        candidates.append(Path(report["run_dir"]) / "run.json")
+        candidates.append(Path(report["run_dir"]) / RECORD_FILE)
     out = []
     for path in dict.fromkeys(candidates):
-        record = _read_json(path)
-        if record is not None:
-            out.append((path, record))
+        if path.is_file():
+            try:
+                out.append((path, read_record(path)))
+            except ModelError:
+                continue
     return out
 
 
@@ -139,19 +144,20 @@ def run_test_ids(model_path: str | Path, card: ModelCard, run_dir: str | Path | 
                  ) -> tuple[list[str], str] | None:
     """Test track ids recorded by the model's training run, if any can be found, minus any that
     the run also lists among its training or validation tracks."""
-    found = []
-    for path, record in _run_records(Path(model_path), run_dir):
-        split = record.get("split") or {}
-        if isinstance(split, dict) and split.get("test"):
-            found.append((split, f"test tracks of the training run ({path})"))
+    found = [(record.split, f"test tracks of the training run ({path})")
+             for path, record in _run_records(Path(model_path), run_dir) if record.split.test]
     split = card.extra.get("split") if isinstance(card.extra, dict) else None
     if isinstance(split, dict) and split.get("test"):
-        found.append((split, "test tracks recorded in the model card"))
+        try:
+            found.append((RunSplit.from_dict(split, "the model card's split"),
+                          "test tracks recorded in the model card"))
+        except ModelError:
+            pass
     if not found:
         return None
     split, how = found[0]
-    seen = {str(i) for part in ("train", "valid") for i in (split.get(part) or [])}
-    return [str(i) for i in split["test"] if str(i) not in seen], how
+    seen = set(split.train) | set(split.valid)
+    return [i for i in split.test if i not in seen], how
 
 
 def trained_on_everything(model_path: str | Path, card: ModelCard, run_dir=None) -> bool:
@@ -162,11 +168,8 @@ def trained_on_everything(model_path: str | Path, card: ModelCard, run_dir=None)
     report = _read_json(Path(model_path).with_name(EXPORT_REPORT))
     if report and (report.get("evaluation") or {}).get("part") == "train":
         return True
-    for _, record in _run_records(Path(model_path), run_dir):
-        split = record.get("split")
-        if isinstance(split, dict) and split.get("train") and not split.get("test"):
-            return True
-    return False
+    return any(record.split.train and not record.split.test
+               for _, record in _run_records(Path(model_path), run_dir))
 
 
 def held_out_for(model_path, card: ModelCard, dataset: Dataset, run_dir=None,
@@ -281,9 +284,9 @@ def evaluate(runner, held: HeldOut, cache: WindowCache, batch: int = 32) -> dict
     truth = np.array([label_of[t.genre] for t in windows.tracks])
     window_truth = truth[windows.track]
     n = len(windows.tracks)
-    track_probs = np.stack([probs[windows.track == i].mean(axis=0) for i in range(n)])
+    ids, track_probs = track_probabilities(probs, windows.track)
     return {
-        "track_accuracy": float(np.mean(track_probs.argmax(1) == truth)),
+        "track_accuracy": float(np.mean(track_probs.argmax(1) == truth[ids])),
         "window_accuracy": float(np.mean(probs.argmax(1) == window_truth)),
         "tracks": n, "windows": int(len(x)), "held_out": held.description,
         "source": SOURCE_HELD_OUT,

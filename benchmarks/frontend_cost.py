@@ -20,6 +20,7 @@ import numpy as np
 from edge_genre.benchmarks.latency import LatencyStats, TimingConfig
 from edge_genre.edge import frontend as fe
 from edge_genre.edge.config import FrontendConfig, WindowConfig
+from edge_genre.edge.windowing import cut_windows
 
 
 @dataclass
@@ -79,11 +80,6 @@ class _Stream:
         self.hops += 1
 
 
-def _windows(y: np.ndarray, window_samples: int, hop_samples: int) -> list[np.ndarray]:
-    starts = range(0, max(1, len(y) - window_samples + 1), hop_samples)
-    return [y[s:s + window_samples] for s in starts]
-
-
 def _cycle(items):
     state = {"i": 0}
 
@@ -122,7 +118,7 @@ def measure(y: np.ndarray, cfg: FrontendConfig, window: WindowConfig,
         raise ValueError("need at least one window and one hop of audio")
     y = np.asarray(y, dtype=np.float32)
     stream = _Stream(y, cfg, window_samples, hop_samples)
-    wins = _windows(y, window_samples, hop_samples)
+    wins = cut_windows(y, cfg, window)  # the windows the runtime cuts
     calls = {"streaming": stream.step,
              "scratch": lambda nxt=_cycle(wins): fe.features(nxt(), cfg),
              "scratch_logmel": lambda nxt=_cycle(wins): fe.log_mel(nxt(), cfg)}

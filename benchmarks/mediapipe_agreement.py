@@ -23,19 +23,22 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_genre.edge.windowing import track_mean
+
 REPO_PARENT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = (Path(os.environ.get("EDGE_GENRE_SHARED", REPO_PARENT / "shared"))
                 / "data" / "gtzan-mini" / "genres")
 
 
 def track_scores(classifier, audio_data_cls, y: np.ndarray, rate: int, n_labels: int):
-    """MediaPipe's per-window scores of one clip averaged over its windows, and the windows."""
+    """MediaPipe's per-window scores of one clip averaged over its windows (``track_mean``, the
+    runtime's track rule), and the windows."""
     results = classifier.classify(audio_data_cls.create_from_array(y.astype(np.float64), rate))
     scores = np.zeros((len(results), n_labels))
     for i, r in enumerate(results):
         for c in r.classifications[0].categories:
             scores[i, c.index] = c.score
-    return scores.mean(axis=0), len(results)
+    return track_mean(scores), len(results)
 
 
 def agreement(model: Path, reference: Path, data: Path, rates=(None, 44100)) -> dict:

@@ -7,7 +7,6 @@ which do not depend on the weights, but its accuracy means nothing, and the repo
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,8 +70,10 @@ def paper_peer(out_dir: str | Path, data_dir: str | Path, run_dir: str | Path | 
 
 
 def _untrained_run(run_dir: Path, data_dir, cache_dir, say) -> Path:
-    """A run directory (model.keras, model_card.json, run.json) of the paper net, random weights."""
-    if (run_dir / "model.keras").is_file() and (run_dir / "run.json").is_file():
+    """A run directory (``run_dir.write_run``) of the paper net with random weights."""
+    from edge_genre.train.run_dir import RunRecord, RunSplit, is_run, write_run
+
+    if is_run(run_dir):
         return run_dir
     import keras
 
@@ -94,17 +95,17 @@ def _untrained_run(run_dir: Path, data_dir, cache_dir, say) -> Path:
     frontend = preset.frontend.with_normalization(mean, std)
     keras.utils.set_random_seed(0)
     model = preset.build(len(ds.labels))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    model.save(run_dir / "model.keras")
     card = ModelCard(labels=ds.labels, frontend=frontend, window=preset.window, preset="paper",
                      model_version="untrained", input_shape=preset.input_shape,
                      extra={"untrained": True})
-    (run_dir / "model_card.json").write_text(card.to_json(), encoding="utf-8")
-    (run_dir / "run.json").write_text(json.dumps({
-        "data": {"root": str(Path(data_dir).resolve())},
-        "split": {"name": "bench-untrained", "train": [t.track_id for t in train], "valid": [],
-                  "test": [t.track_id for t in test]},
-        "note": "random weights, made by edge-genre bench for latency only"}), encoding="utf-8")
+    record = RunRecord.new(
+        "paper", description=preset.description,
+        data={"root": str(Path(data_dir).resolve())},
+        split=RunSplit(name="bench-untrained", train=tuple(t.track_id for t in train),
+                       test=tuple(t.track_id for t in test)),
+        normalization={"mean": mean, "std": std, "from": "training windows"},
+        note="random weights, made by edge-genre bench for latency only")
+    write_run(run_dir, model, card, record)
     return run_dir
 
 

@@ -128,7 +128,8 @@ class WindowConfig:
     ``hop_seconds`` is rounded to a whole number of STFT hops (see ``hop_samples``) so that a
     streaming front-end can reuse the frames two windows share, and training chunks the same way.
     A track's last partial window is dropped; a track shorter than one window is zero-padded to one
-    window when it holds at least ``min_fill`` of it, and refused otherwise.
+    window when it holds at least ``min_fill`` of it, and refused otherwise. The rule itself is
+    ``edge.windowing`` (``window_starts``, ``cut_windows``), which every room calls.
     """
 
     seconds: float = 4.0

@@ -3,9 +3,9 @@ for a run without test tracks, on a labelled subset of its training windows).
 
 For each file: top-1 window agreement with Keras, the largest probability difference, and its own
 chunk (window) and track accuracy (a track's label is the argmax of its windows' mean
-probabilities, as the runtime's ``Classifier.classify`` does). Files run in the interpreter that
-runs them on a device, through ``edge_genre.edge.backends.load_model``; until that module exists a
-minimal private runner here does the same job.
+probabilities: ``edge.windowing.track_probabilities``, which the runtime's ``Classifier.classify``
+also uses). Files run in the interpreter that runs them on a device, through
+``edge_genre.edge.backends.load_model``.
 """
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_genre.edge.backends import load_model
 from edge_genre.export.calibration import WindowSet
 from edge_genre.export.config import ExportConfig
+from edge_genre.train.scores import track_probabilities
 
 BACKEND_FOR = {"tflite": "ai-edge-litert", "onnx": "onnxruntime"}
 
@@ -44,60 +46,9 @@ class FileCheck:
 # ----------------------------------------------------------------------------- running files
 
 
-class _LiteRunner:
-    """ai-edge-litert interpreter: float or int8 I/O, batch resized to what it is given."""
-
-    backend = "ai-edge-litert"
-
-    def __init__(self, path: Path):
-        from ai_edge_litert.interpreter import Interpreter
-
-        self._interp = Interpreter(model_path=str(path))
-        self._in = self._interp.get_input_details()[0]
-        self._out = self._interp.get_output_details()[0]
-        self._batch = None
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        it = self._interp
-        if self._batch != len(x):
-            it.resize_tensor_input(self._in["index"], [len(x), *x.shape[1:]])
-            it.allocate_tensors()
-            self._batch = len(x)
-            self._in = it.get_input_details()[0]
-            self._out = it.get_output_details()[0]
-        inp = x.astype(np.float32)
-        if self._in["dtype"] != np.float32:
-            scale, zero = self._in["quantization"]
-            info = np.iinfo(self._in["dtype"])
-            inp = np.clip(np.round(inp / scale + zero), info.min, info.max).astype(self._in["dtype"])
-        it.set_tensor(self._in["index"], inp)
-        it.invoke()
-        out = it.get_tensor(self._out["index"])
-        if out.dtype != np.float32:
-            scale, zero = self._out["quantization"]
-            out = (out.astype(np.float32) - zero) * scale
-        return out.astype(np.float32)
-
-
-class _OrtRunner:
-    backend = "onnxruntime"
-
-    def __init__(self, path: Path):
-        import onnxruntime as ort
-
-        self._session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        self._name = self._session.get_inputs()[0].name
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self._name: x.astype(np.float32)})[0].astype(np.float32)
-
-
 def load_runner(path: Path, fmt: str):
-    """A runner with ``predict(x) -> probabilities`` for an exported file."""
-    try:
-        from edge_genre.edge.backends import load_model
-    except ImportError:
-        return _LiteRunner(path) if fmt == "tflite" else _OrtRunner(path)
+    """The edge runtime's Runner (``predict(x) -> probabilities``) for an exported file, in the
+    interpreter a device runs that format with."""
     return load_model(path, backend=BACKEND_FOR[fmt])
 
 
@@ -108,20 +59,11 @@ def predict(runner, x: np.ndarray, batch: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- measuring
 
 
-def track_predictions(probs: np.ndarray, owner: np.ndarray, n_tracks: int) -> np.ndarray:
-    """Argmax of each track's mean window probabilities."""
-    sums = np.zeros((n_tracks, probs.shape[1]), dtype=np.float64)
-    np.add.at(sums, owner, probs)
-    return sums.argmax(1)
-
-
 def accuracies(probs: np.ndarray, held: WindowSet) -> tuple[float, float]:
     """(chunk accuracy, track accuracy) of window probabilities on the held-out set."""
     chunk = float(np.mean(probs.argmax(1) == held.y))
-    n_tracks = len(held.track_ids)
-    track_label = np.zeros(n_tracks, dtype=int)
-    track_label[held.track] = held.y
-    track = float(np.mean(track_predictions(probs, held.track, n_tracks) == track_label))
+    track_probs, track_label = track_probabilities(probs, held.track, held.y)
+    track = float(np.mean(track_probs.argmax(1) == track_label))
     return chunk, track
 
 
@@ -141,7 +83,7 @@ def check_file(path: Path, fmt: str, quantization: str, keras_probs: np.ndarray,
         problems.append(f"track accuracy {drop:.1f} points below Keras "
                         f"(limit {config.max_track_accuracy_drop:g})")
     return FileCheck(path.name, fmt, quantization, path.stat().st_size,
-                     getattr(runner, "backend", "?"), agreement, max_diff, chunk, track, drop,
+                     runner.backend, agreement, max_diff, chunk, track, drop,
                      not problems, problems)
 
 

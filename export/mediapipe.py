@@ -48,7 +48,6 @@ import io
 import json
 import logging
 import math
-import os
 import tempfile
 import time
 import zipfile
@@ -634,7 +633,7 @@ def parity_windows(paths: list[Path], card: ModelCard, per_track: int = 3,
     later), the track's last whole window (ending on its last sample) and its zero-padded tail
     (the partial window MediaPipe pads and feeds at the end of a clip)."""
     from edge_genre.edge import audio as audio_io
-    from edge_genre.train.features import window_starts
+    from edge_genre.edge.windowing import window_starts
 
     n = window_samples(card)
     hop = card.window.hop_samples(card.frontend)
@@ -744,25 +743,19 @@ def export_mediapipe(run_dir: str | Path, out_dir: str | Path, name: str | None 
     run's held-out tracks (its training tracks when it has none) and write
     ``mediapipe_report.json``. ModelError when a file misses the parity bounds (unless
     ``allow_degraded``)."""
-    from edge_genre.export import source
+    from edge_genre.export import deps, source
     from edge_genre.export.calibration import find_tracks
-
-    from edge_genre.export import deps
+    from edge_genre.train.run_dir import read_run
 
     say = progress or (lambda msg: log.info(msg))
-    run = source.load_run(run_dir)  # cheap checks first: no TensorFlow for a wrong path
+    run = read_run(run_dir)  # cheap checks first: no TensorFlow for a wrong path
     deps.require("tflite")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    say(f"MediaPipe: loading {run.model_path}")
-    model, card = source.load_keras(run)
+    model, card = source.load_keras(run, lambda msg: say(f"MediaPipe: {msg}"))
     stem = name or card.preset
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
 
-    ids = run.split_ids("test", required=False)
-    part = "test"
-    if not ids:
-        ids, part = run.split_ids("train"), "train"
+    part, ids = source.check_tracks(run)
     tracks = find_tracks(run.data_dir(data_dir), ids, card)
     if part == "train":  # one per genre first, so the check covers every genre
         seen, first, rest = set(), [], []

@@ -1,18 +1,17 @@
 """``export_model``: a training run in, self-describing TFLite / ONNX files and a checked report out.
 
-Steps: validate the run (card, Keras model, input shape vs front-end) -> load the held-out windows
-(or, for a run without test tracks, a fixed subset of its training windows; and, for int8, the
-calibration windows) -> convert each requested file (fp32, full-integer int8, weights-only int8)
--> embed the card and read it back -> run every file in its interpreter on those windows against
-Keras -> write
-``export_report.json`` -> raise ModelError when a file misses the bounds (unless allowed).
+Steps: validate the run (card, Keras model, input shape vs front-end: ``source``) -> load the
+held-out windows (or, for a run without test tracks, a fixed subset of its training windows; and,
+for int8, the calibration windows: ``_windows``) -> convert each requested file (fp32,
+full-integer int8, weights-only int8) and embed the card (``_convert``) -> run every file in its
+interpreter on those windows against Keras and write ``export_report.json`` (``_report``) ->
+raise ModelError when a file misses the bounds (unless allowed).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -68,60 +67,109 @@ def export_model(run_dir: str | Path, out_dir: str | Path, int8: bool = True,
 
     Returns the report (also written as JSON). Raises ModelError / DataError / BackendError.
     """
+    formats = _check_formats(formats)
+    say = progress or (lambda msg: log.info(msg))
+    from edge_genre.export import source
+    from edge_genre.train.run_dir import read_run
+
+    run = read_run(run_dir)  # cheap checks first: no TensorFlow for a wrong path
+    cv = _cv_for(run.card.preset, cv_record, cv_preset)
+    deps.require(*formats)  # then fail before any work when a converter is missing
+    data = run.data_dir(data_dir)
+    part, check_ids = source.check_tracks(run)
+    train_ids = run.split_ids("train") if int8 else check_ids if part == "train" else []
+    model, card = source.load_keras(run, say)
+    stem = name or card.preset
+    out = Path(out_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+
+    held, calib = _windows(run, card, data, part, check_ids, train_ids, int8, config, cache_dir,
+                           say)
+    t0 = time.perf_counter()
+    keras_probs = np.asarray(model.predict(held.x, batch_size=config.check_batch, verbose=0),
+                             dtype=np.float32)
+    keras_seconds = time.perf_counter() - t0
+    quantizations = [q for q, on in (("fp32", True), ("int8", int8),
+                                     ("int8-weights", int8_weights)) if on]
+    written, timings = _convert(model, card, out, stem, formats, quantizations, calib, cv, config,
+                                say)
+
+    from edge_genre.export import check
+
+    say("checking every file against Keras on the "
+        + ("held-out windows" if part == "test" else "training check windows"))
+    checks = [check.check_file(p, fmt, q, keras_probs, held, config) for p, fmt, q in written]
+    report = _report(run, card, out, stem, config, int8_weights, keras_seconds, keras_probs, held,
+                     calib, cv, timings, checks, allow_degraded)
+    (out / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    failed = [c for c in checks if not c.passed]
+    if failed and not allow_degraded:
+        exc = ModelError("export degraded the model: " + "; ".join(
+            f"{c.file}: {', '.join(c.problems)}" for c in failed)
+            + f" (report in {out / REPORT_FILE}; --allow-degraded to accept)")
+        exc.report = report  # the CLI prints the table before the error line
+        raise exc
+    return report
+
+
+# ----------------------------------------------------------------------------- export_model's steps
+
+
+def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:
+    """The requested formats, each once; ModelError for an unknown one or none."""
     formats = tuple(dict.fromkeys(formats))
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise ModelError(f"unknown export format {', '.join(unknown) or '(none)'}; "
                          f"choose from {', '.join(FORMATS)}")
-    say = progress or (lambda msg: log.info(msg))
-    from edge_genre.export import source
+    return formats
 
-    run = source.load_run(run_dir)  # cheap checks first: no TensorFlow for a wrong path
-    cv = None
-    if cv_record is not None:
-        cv = (read_cv_record(cv_record, run.card.preset, cv_preset)
-              if not isinstance(cv_record, dict)
-              else cv_summary(cv_record, run.card.preset, cv_preset))
-    elif cv_preset is not None:
-        raise DataError("--cv-preset goes with --cv-record FILE.json")
-    deps.require(*formats)  # then fail before any work when a converter is missing
 
+def _cv_for(run_preset: str, cv_record, cv_preset: str | None) -> dict | None:
+    """The card's ``extra["cv"]`` from ``--cv-record`` (a path or parsed JSON), or None."""
+    if cv_record is None:
+        if cv_preset is not None:
+            raise DataError("--cv-preset goes with --cv-record FILE.json")
+        return None
+    if isinstance(cv_record, dict):
+        return cv_summary(cv_record, run_preset, cv_preset)
+    return read_cv_record(cv_record, run_preset, cv_preset)
+
+
+def _windows(run, card, data: Path, part: str, check_ids: list[str], train_ids: list[str],
+             int8: bool, config: ExportConfig, cache_dir, say):
+    """(the windows every file is checked on, the int8 calibration windows or None).
+
+    The check uses the run's held-out tracks, or for a run without any (a model trained on every
+    track) a fixed subset of its training windows; calibration draws from its training tracks."""
     from edge_genre.export import calibration as cal
-    from edge_genre.export import check, metadata
-    data = run.data_dir(data_dir)
-    test_ids = run.split_ids("test", required=False)
-    # No held-out tracks (a model trained on every track): check on training windows instead.
-    train_ids = run.split_ids("train") if int8 or not test_ids else []
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    say(f"loading {run.model_path}")
-    model, card = source.load_keras(run)
-    stem = name or card.preset
-    out = Path(out_dir).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
 
-    if test_ids:
-        say(f"held-out windows: {len(test_ids)} test tracks from {data}")
-        held = cal.held_out_set(test_ids, data, card, cache_dir)
+    if part == "test":
+        say(f"held-out windows: {len(check_ids)} test tracks from {data}")
+        held = cal.held_out_set(check_ids, data, card, cache_dir)
     else:
-        say(f"no held-out tracks in {run.run_dir / source.RUN_FILE}: checking on "
-            f"{config.training_check_windows} windows of its {len(train_ids)} training tracks "
+        say(f"no held-out tracks in {run.record_path}: checking on "
+            f"{config.training_check_windows} windows of its {len(check_ids)} training tracks "
             "(agreement only is meaningful)")
-        held = cal.training_check_set(train_ids, data, card, config.training_check_windows,
+        held = cal.training_check_set(check_ids, data, card, config.training_check_windows,
                                       config.seed + 1, cache_dir)
     calib = None
     if int8:
         calib = cal.calibration_set(train_ids, data, card, config.calibration_windows,
                                     config.seed, cache_dir)
         say(f"calibration: {len(calib)} windows of {calib.source['tracks']} training tracks")
-    t0 = time.perf_counter()
-    keras_probs = np.asarray(model.predict(held.x, batch_size=config.check_batch, verbose=0),
-                             dtype=np.float32)
-    keras_seconds = time.perf_counter() - t0
+    return held, calib
+
+
+def _convert(model, card, out: Path, stem: str, formats: tuple[str, ...],
+             quantizations: list[str], calib, cv: dict | None, config: ExportConfig, say
+             ) -> tuple[list[tuple[Path, str, str]], dict[str, float]]:
+    """Write every requested (format, quantization) file with its card embedded. Returns
+    ([(path, format, quantization)], {file name: seconds})."""
+    from edge_genre.export import metadata
 
     written: list[tuple[Path, str, str]] = []
     timings: dict[str, float] = {}
-    quantizations = [q for q, on in (("fp32", True), ("int8", int8),
-                                     ("int8-weights", int8_weights)) if on]
     with tempfile.TemporaryDirectory(prefix="edge-genre-export-") as tmp:
         if "tflite" in formats:
             from edge_genre.export import tflite
@@ -160,12 +208,18 @@ def export_model(run_dir: str | Path, out_dir: str | Path, int8: bool = True,
                 metadata.write_onnx(path, qm, _card_for(card, q, cv))
                 timings[path.name] = time.perf_counter() - t
                 written.append((path, "onnx", q))
+    return written, timings
 
-    say("checking every file against Keras on the "
-        + ("held-out windows" if test_ids else "training check windows"))
-    checks = [check.check_file(p, fmt, q, keras_probs, held, config) for p, fmt, q in written]
+
+def _report(run, card, out: Path, stem: str, config: ExportConfig, int8_weights: bool,
+            keras_seconds: float, keras_probs: np.ndarray, held, calib, cv: dict | None,
+            timings: dict[str, float], checks: list, allow_degraded: bool) -> dict:
+    """``export_report.json``: what was converted from what, with which settings, and how every
+    file compares with Keras."""
+    from edge_genre.export import check
+
     keras_chunk, keras_track = check.accuracies(keras_probs, held)
-    report = {
+    return {
         "run_dir": str(run.run_dir.resolve()),
         "out_dir": str(out.resolve()),
         "stem": stem,
@@ -194,15 +248,6 @@ def export_model(run_dir: str | Path, out_dir: str | Path, int8: bool = True,
         "passed": all(c.passed for c in checks),
         "allow_degraded": allow_degraded,
     }
-    (out / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    failed = [c for c in checks if not c.passed]
-    if failed and not allow_degraded:
-        exc = ModelError("export degraded the model: " + "; ".join(
-            f"{c.file}: {', '.join(c.problems)}" for c in failed)
-            + f" (report in {out / REPORT_FILE}; --allow-degraded to accept)")
-        exc.report = report  # the CLI prints the table before the error line
-        raise exc
-    return report
 
 
 def _card_for(card, quantization: str, cv: dict | None = None):

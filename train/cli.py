@@ -82,15 +82,16 @@ def _train(args) -> int:
     import sys
 
     from edge_genre.train.fit import train_run
+    from edge_genre.train.run_dir import CARD_FILE, CURVES_FILE, MODEL_FILE, RECORD_FILE
 
     result = train_run(args.preset, args.data, split=args.split, out_dir=args.out,
                        epochs=args.epochs, limit=args.limit, seed=args.seed,
                        cache_dir=_cache(args.cache_dir), progress=not args.quiet)
     r = result.record
-    print(f"wrote {result.out_dir}/ (model.keras, model_card.json, run.json, curves.png)")
-    print(f"preset {r['preset']}: {r['model']['params']:,} params, "
-          f"{r['model']['macs_per_window']:,} MACs per window; best epoch {r['best_epoch']} "
-          f"of {r['epochs_run']}; wall time {r['wall_seconds']:.0f} s")
+    print(f"wrote {result.out_dir}/ ({MODEL_FILE}, {CARD_FILE}, {RECORD_FILE}, {CURVES_FILE})")
+    print(f"preset {r.preset}: {r.model['params']:,} params, "
+          f"{r.model['macs_per_window']:,} MACs per window; best epoch {r.best_epoch} "
+          f"of {r.epochs_run}; wall time {r.wall_seconds:.0f} s")
     if result.test is not None:
         print(result.test.text())
     else:

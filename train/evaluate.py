@@ -8,7 +8,6 @@ scores a checkpoint it did not help choose.
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -23,21 +22,13 @@ log = logging.getLogger("edge_genre")
 
 
 def load_run(run_dir):
-    """(keras model, ModelCard, run record or None) of a model directory."""
-    from edge_genre.edge.config import ModelCard
+    """(keras model, ModelCard, RunRecord) of a model directory (``run_dir.read_run``)."""
     from edge_genre.train.fit import setup_keras
+    from edge_genre.train.run_dir import load_model, read_run
 
-    run_dir = Path(run_dir)
-    if not (run_dir / "model.keras").is_file() or not (run_dir / "model_card.json").is_file():
-        raise ModelError(f"{run_dir} is not a model directory (needs model.keras and "
-                         "model_card.json, as `edge-genre train` writes)")
-    keras = setup_keras(0)
-    model = keras.models.load_model(run_dir / "model.keras", compile=False)
-    card = ModelCard.from_json((run_dir / "model_card.json").read_text())
-    record = None
-    if (run_dir / "run.json").is_file():
-        record = json.loads((run_dir / "run.json").read_text())
-    return model, card, record
+    run = read_run(run_dir)
+    setup_keras(0)
+    return load_model(run), run.card, run.record
 
 
 def evaluate_model(model_or_run_dir, windows, split: str = "given windows", labels=None,
@@ -93,11 +84,11 @@ def evaluate_run_dir(run_dir, data, split: str = "run", seed: int | None = None,
     ds = discover(data)
     tracks = _remap(ds, card.labels)
     if split == "run":
-        test_ids = set((record or {}).get("split", {}).get("test", []))
+        test_ids = set(record.split.test)
         chosen = [t for t in tracks if t.track_id in test_ids]
         if chosen:
-            what = (f"test part of the run's {record['split'].get('name')} split "
-                    f"({record['split'].get('description', '')}), {len(chosen)} tracks")
+            what = (f"test part of the run's {record.split.name} split "
+                    f"({record.split.description}), {len(chosen)} tracks")
         else:
             chosen = tracks
             what = f"all {len(tracks)} tracks of {ds.root} (none is in the run's split)"
@@ -107,7 +98,7 @@ def evaluate_run_dir(run_dir, data, split: str = "run", seed: int | None = None,
         ds.tracks = tracks
         ds.labels = tuple(card.labels)
         s = make_split(ds, split, seed if seed is not None else int(
-            (record or {}).get("settings", {}).get("seed", 0)))
+            record.settings.get("seed", 0)))
         chosen, what = s.test, f"test part of the {s.name} split ({s.description})"
     if not chosen:
         raise DataError("no tracks to evaluate")
@@ -135,7 +126,7 @@ def cross_validate(preset_name, dataset, k: int = 5, seed: int = 0, cache_dir=No
     from edge_genre.train import macs as macs_mod
     from edge_genre.train.data import Dataset, discover
     from edge_genre.train.features import load_windows, normalization_stats
-    from edge_genre.train.fit import fit_windows, predict
+    from edge_genre.train.fit import fit_model, predict
     from edge_genre.train.presets import get_preset
     from edge_genre.train.splits import cv_folds, describe_grouping
 
@@ -164,17 +155,9 @@ def cross_validate(preset_name, dataset, k: int = 5, seed: int = 0, cache_dir=No
                               all_windows.select(fold.test))
         mean, std = normalization_stats(train.x)
         fe = preset.frontend.with_normalization(mean, std)
-        if preset.fit is not None:  # a preset with its own training (e.g. transfer)
-            from edge_genre.train.fit import FitOutcome
-
-            t_fit = time.perf_counter()
-            model, history = preset.fit(preset, train, valid, epochs=epochs, progress=progress,
-                                        n_labels=len(ds.labels), cache_dir=cache_dir)
-            outcome = FitOutcome(model, history, len(history), time.perf_counter() - t_fit)
-        else:
-            outcome = fit_windows(preset, len(ds.labels), train, train.normalized(fe), valid,
-                                  valid.normalized(fe), epochs=epochs, seed=seed + fold.index,
-                                  progress=progress, desc=f"fold {fold.index + 1}/{k} ")
+        outcome = fit_model(preset, len(ds.labels), train, valid, fe, epochs=epochs,
+                            seed=seed + fold.index, progress=progress,
+                            desc=f"fold {fold.index + 1}/{k} ", cache_dir=cache_dir)
         macs, params = macs_mod.count(outcome.model)
         rep = score(predict(outcome.model, test.normalized(fe)), test, ds.labels,
                     f"fold {fold.index + 1} of {k}")

@@ -1,8 +1,8 @@
 """From tracks to model windows: decode, cut into windows, compute features, cache on disk.
 
-Windowing rule (``WindowConfig``): windows start every hop (rounded to whole STFT hops); the last
-partial window is dropped; a track shorter than one window is zero-padded to one window when it
-holds at least ``min_fill`` of it, and skipped otherwise.
+Windows are cut by the runtime's rule (``edge.windowing``: a window every hop, the last partial
+window dropped, a short track zero-padded to one window when it holds ``min_fill`` of it); a track
+with no window under that rule is skipped.
 
 The cache is keyed by the file's content hash and the front-end + window settings (without the
 input normalisation, which is applied on load), so a second run reads instead of recomputing and a
@@ -22,6 +22,7 @@ import numpy as np
 from edge_genre.edge import audio as audio_io
 from edge_genre.edge import frontend as fe
 from edge_genre.edge.config import FrontendConfig, WindowConfig
+from edge_genre.edge.windowing import cut_windows
 from edge_genre.errors import AudioError
 from edge_genre.train.data import Track, file_digest
 
@@ -64,24 +65,6 @@ class Windows:
         return Windows(self.x[mask], self.y[mask],
                        np.array([remap[o] for o in self.track[mask]], dtype=int),
                        [self.tracks[o] for o in keep])
-
-
-def window_starts(n_samples: int, frontend: FrontendConfig, window: WindowConfig) -> list[int]:
-    """Start samples of the windows of a signal, by the rule in the module docstring."""
-    size = window.window_samples(frontend)
-    hop = window.hop_samples(frontend)
-    if n_samples >= size:
-        return list(range(0, n_samples - size + 1, hop))
-    return [0] if n_samples >= window.min_fill * size else []
-
-
-def cut_windows(y: np.ndarray, frontend: FrontendConfig, window: WindowConfig) -> np.ndarray:
-    """(n_windows, window_samples) array of a mono signal's windows (may be empty)."""
-    size = window.window_samples(frontend)
-    starts = window_starts(len(y), frontend, window)
-    if len(y) < size:
-        y = np.pad(y, (0, size - len(y)))
-    return np.stack([y[s:s + size] for s in starts]) if starts else np.zeros((0, size), np.float32)
 
 
 def unnormalized(frontend: FrontendConfig) -> FrontendConfig:

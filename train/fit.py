@@ -2,18 +2,12 @@
 
 ``train_run`` loads feature windows (cached), computes the input normalisation on the TRAINING
 windows only, trains with on-the-fly augmentation and a progress bar, keeps the checkpoint with
-the best validation score, scores the held-out test tracks, and writes::
-
-    <out>/model.keras        Keras 3 model, input (H, W, 1) normalised features, softmax output
-    <out>/model_card.json    ModelCard.to_json(): labels, front-end incl. mean/std, window, ...
-    <out>/run.json           data fingerprint, split (track ids), settings, per-epoch metrics,
-                             wall time, test results
-    <out>/curves.png         accuracy and loss per epoch
-    <out>/confusion.png      test-track confusion matrix (when there is a test part)
+the best validation score, scores the held-out test tracks, and writes the run directory
+(``run_dir``: model.keras, model_card.json, run.json, curves.png, and with a test part
+confusion.png and test_report.txt).
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -25,13 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from edge_genre.edge.config import ModelCard
+from edge_genre.edge.config import FrontendConfig, ModelCard
 from edge_genre.errors import DataError
 from edge_genre.train.augment import augment_batch
 from edge_genre.train.data import Dataset, discover
 from edge_genre.train.scores import Report, score, track_probabilities
 from edge_genre.train.features import Windows, load_windows, normalization_stats
 from edge_genre.train.presets import Preset, TrainConfig, get_preset
+from edge_genre.train.run_dir import (CONFUSION_FILE, CURVES_FILE, RECORD_FILE, TEST_REPORT_FILE,
+                                      RunRecord, RunSplit, write_run)
 from edge_genre.train.splits import Split, fault_filtered_split, final_split, track_split
 
 log = logging.getLogger("edge_genre")
@@ -67,7 +63,7 @@ class RunResult:
     card: ModelCard
     history: list[dict]
     best_epoch: int
-    record: dict
+    record: RunRecord
     test: Report | None = None
 
 
@@ -208,6 +204,32 @@ def fit_windows(preset: Preset, n_labels: int, train: Windows, x_train: np.ndarr
     return FitOutcome(model, history, best_epoch, time.perf_counter() - t0)
 
 
+def best_epoch(history: list[dict], cfg: TrainConfig) -> int:
+    """The 1-based epoch a fitted model is kept from, as ``fit_windows`` keeps it: the best by
+    ``cfg.selection`` when the epochs were validated, else the last (0 for no history)."""
+    if not any("val_accuracy" in m or "val_track_accuracy" in m for m in history):
+        return len(history)
+    return max(range(len(history)), key=lambda i: _selection_key(history[i], cfg)) + 1
+
+
+def fit_model(preset: Preset, n_labels: int, train: Windows, valid: Windows | None, frontend,
+              epochs: int | None = None, seed: int = 0, progress: bool = True, desc: str = "",
+              cache_dir=None) -> FitOutcome:
+    """Train ``preset`` on UNNORMALISED windows: its own ``Preset.fit`` when it has one (e.g.
+    ``transfer``), else the generic loop ``fit_windows`` on the windows normalised with
+    ``frontend`` (the card's, mean/std of the training windows). What ``train_run`` and
+    ``evaluate.cross_validate`` both call, so both report the same ``best_epoch``."""
+    if preset.fit is None:
+        return fit_windows(preset, n_labels, train, train.normalized(frontend), valid,
+                           valid.normalized(frontend) if valid is not None else None,
+                           epochs=epochs, seed=seed, progress=progress, desc=desc)
+    t0 = time.perf_counter()
+    model, history = preset.fit(preset, train, valid, epochs=epochs, progress=progress,
+                                n_labels=n_labels, cache_dir=cache_dir)
+    return FitOutcome(model, history, best_epoch(history, preset.train),
+                      time.perf_counter() - t0)
+
+
 # ----------------------------------------------------------------------------- the run
 
 
@@ -237,25 +259,56 @@ def load_split_windows(preset: Preset, split: Split, cache_dir=None, progress: b
     return out
 
 
+@dataclass
+class RunWindows:
+    """A split's windows, unnormalised, and the front-end normalised on its training part."""
+
+    train: Windows
+    valid: Windows
+    test: Windows
+    frontend: FrontendConfig  # the preset's, with mean/std of the training windows
+    seconds: float  # feature time
+
+    @property
+    def skipped(self) -> list:
+        return self.train.skipped + self.valid.skipped + self.test.skipped
+
+
+def split_windows(preset: Preset, split: Split, cache_dir=None, progress: bool = True
+                  ) -> RunWindows:
+    """Step 1 of a run: the windows of every part of ``split`` (no track feeding two parts)
+    and the input normalisation, computed on the TRAINING windows only."""
+    t0 = time.perf_counter()
+    parts = load_split_windows(preset, split, cache_dir, progress)
+    seconds = time.perf_counter() - t0
+    train, valid, test = parts["train"], parts["valid"], parts["test"]
+    if len(train) == 0:
+        raise DataError("no usable training windows (every training file was skipped)")
+    _assert_no_leak(train, valid, test)
+    mean, std = normalization_stats(train.x)
+    return RunWindows(train, valid, test, preset.frontend.with_normalization(mean, std), seconds)
+
+
 def train_run(preset, dataset, split: Split | str = "artist", out_dir=None, epochs: int | None = None,
               limit: int | None = None, seed: int = 0, cache_dir=None, progress: bool = True
               ) -> RunResult:
     """Train ``preset`` on ``dataset`` and write the model directory ``out_dir``.
 
+    Steps: ``split_windows`` (windows and normalisation), ``fit_model`` (the network),
+    ``score_test`` (the held-out tracks), ``run_record`` and ``write_run`` (the directory).
+
     Parameters
     ----------
     preset : a Preset or its name.
     dataset : a Dataset or a dataset folder.
-    split : a Split, or "artist" / "track" / "fault-filtered" (made with ``seed``).
+    split : a Split, or "artist" / "track" / "fault-filtered" / "final" (made with ``seed``).
     out_dir : where to write model.keras, model_card.json, run.json, curves.png.
     epochs : overrides the preset's epochs (for short runs).
     limit : keep only the first ``limit`` tracks of each genre (for short runs).
     seed : split, initialisation, shuffling and augmentation seed.
     cache_dir : feature cache folder (None: no cache).
     """
-    from edge_genre import __version__
     from edge_genre.train import macs as macs_mod
-    from edge_genre.train import plots
 
     t_start = time.perf_counter()
     preset = _as_preset(preset)
@@ -267,84 +320,87 @@ def train_run(preset, dataset, split: Split | str = "artist", out_dir=None, epoc
     if not split.train:
         raise DataError("the split leaves no training tracks")
     out_dir = Path(out_dir) if out_dir else Path("runs") / preset.name
-    out_dir.mkdir(parents=True, exist_ok=True)
 
-    t0 = time.perf_counter()
-    parts = load_split_windows(preset, split, cache_dir, progress)
-    feature_seconds = time.perf_counter() - t0
-    train, valid, test = parts["train"], parts["valid"], parts["test"]
-    if len(train) == 0:
-        raise DataError("no usable training windows (every training file was skipped)")
-    _assert_no_leak(train, valid, test)
-    mean, std = normalization_stats(train.x)
-    frontend = preset.frontend.with_normalization(mean, std)
-    x_train, x_valid = train.normalized(frontend), valid.normalized(frontend)
+    windows = split_windows(preset, split, cache_dir, progress)
+    outcome = fit_model(preset, len(ds.labels), windows.train, windows.valid, windows.frontend,
+                        epochs=epochs, seed=seed, progress=progress, cache_dir=cache_dir)
+    macs, params = macs_mod.count(outcome.model)
+    test_report = score_test(outcome.model, windows, ds.labels, split)
+    card = run_card(preset, ds.labels, windows.frontend, macs, params, test_report)
+    record = run_record(preset, ds, split, windows, outcome, test_report, macs, params,
+                        epochs=epochs, limit=limit, seed=seed,
+                        wall_seconds=time.perf_counter() - t_start)
+    write_run(out_dir, outcome.model, card, record)
+    _write_figures(out_dir, preset, split, outcome.history, test_report)
+    return RunResult(out_dir, outcome.model, card, outcome.history, outcome.best_epoch, record,
+                     test_report)
 
-    n_labels = len(ds.labels)
-    if preset.fit is not None:
-        model, history = preset.fit(preset, train, valid, epochs=epochs, progress=progress,
-                                    n_labels=n_labels, cache_dir=cache_dir)
-        best_epoch = max(range(len(history)), key=lambda i: _selection_key(
-            history[i], preset.train)) + 1 if history else 0
-        outcome = FitOutcome(model, history, best_epoch, 0.0)
-    else:
-        outcome = fit_windows(preset, n_labels, train, x_train, valid, x_valid, epochs=epochs,
-                              seed=seed, progress=progress)
-    model = outcome.model
-    macs, params = macs_mod.count(model)
 
-    test_report = None
-    if len(test):
-        probs = predict(model, test.normalized(frontend))
-        test_report = score(probs, test, ds.labels,
-                            f"test part of the {split.name} split ({split.description})")
+def score_test(model, windows: RunWindows, labels, split: Split) -> Report | None:
+    """The model's report on the split's test windows (None without a test part)."""
+    if not len(windows.test):
+        return None
+    probs = predict(model, windows.test.normalized(windows.frontend))
+    return score(probs, windows.test, labels,
+                 f"test part of the {split.name} split ({split.description})")
 
-    card = ModelCard(labels=ds.labels, frontend=frontend, window=preset.window,
+
+def run_card(preset: Preset, labels, frontend, macs: int, params: int,
+             test_report: Report | None) -> ModelCard:
+    """The card of a trained preset (fp32; export rewrites ``quantization``)."""
+    from edge_genre import __version__
+
+    return ModelCard(labels=labels, frontend=frontend, window=preset.window,
                      preset=preset.name, package_version=__version__,
                      input_shape=preset.input_shape, quantization="fp32",
                      extra={"macs": macs, "params": params,
                             "test_track_accuracy": test_report.track_accuracy
                             if test_report else None,
                             "test_split": test_report.split if test_report else None})
-    model.save(out_dir / "model.keras")
-    (out_dir / "model_card.json").write_text(card.to_json() + "\n")
-    wall = time.perf_counter() - t_start
-    epochs_run = len(outcome.history)
-    record = {
-        "preset": preset.name,
-        "description": preset.description,
-        "package_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpus": os.cpu_count(), "threads": DEFAULT_THREADS},
-        "data": {"root": str(ds.root), "fingerprint": ds.fingerprint(),
-                 "n_tracks": len(ds.tracks), "counts": ds.counts(), "limit_per_genre": limit,
-                 "artist_index": str(ds.artist_index) if ds.artist_index else None,
-                 "skipped": [[str(p), r] for p, r in list(ds.skipped) + train.skipped
-                             + valid.skipped + test.skipped]},
-        "split": split.summary(),
-        "windows": {"train": len(train), "valid": len(valid), "test": len(test)},
-        "settings": {"train": preset.train.to_dict(), "epochs": epochs or preset.train.epochs,
-                     "seed": seed, "frontend": frontend.to_dict(),
-                     "window": preset.window.to_dict(), "input_shape": list(preset.input_shape)},
-        "normalization": {"mean": mean, "std": std, "from": "training windows"},
-        "model": {"macs_per_window": macs, "params": params},
-        "history": outcome.history,
-        "best_epoch": outcome.best_epoch,
-        "epochs_run": epochs_run,
-        "feature_seconds": round(feature_seconds, 1),
-        "train_seconds": round(outcome.train_seconds, 1),
-        "wall_seconds": round(wall, 1),
-        "test": test_report.to_dict() if test_report else None,
-    }
-    (out_dir / "run.json").write_text(json.dumps(record, indent=1) + "\n")
-    if outcome.history:
-        plots.training_curves(outcome.history, out_dir / "curves.png",
+
+
+def run_record(preset: Preset, ds: Dataset, split: Split, windows: RunWindows,
+               outcome: FitOutcome, test_report: Report | None, macs: int, params: int,
+               epochs: int | None, limit: int | None, seed: int, wall_seconds: float
+               ) -> RunRecord:
+    """``run.json`` of a run: data, split, settings, per-epoch history, timings, test report."""
+    fe = windows.frontend
+    return RunRecord.new(
+        preset.name,
+        description=preset.description,
+        machine={"platform": platform.platform(), "python": platform.python_version(),
+                 "cpus": os.cpu_count(), "threads": DEFAULT_THREADS},
+        data={"root": str(Path(ds.root).resolve()), "fingerprint": ds.fingerprint(),
+              "n_tracks": len(ds.tracks), "counts": ds.counts(), "limit_per_genre": limit,
+              "artist_index": str(ds.artist_index) if ds.artist_index else None,
+              "skipped": [[str(p), r] for p, r in list(ds.skipped) + windows.skipped]},
+        split=RunSplit.from_dict(split.summary(), RECORD_FILE),
+        windows={part: len(getattr(windows, part)) for part in ("train", "valid", "test")},
+        settings={"train": preset.train.to_dict(), "epochs": epochs or preset.train.epochs,
+                  "seed": seed, "frontend": fe.to_dict(), "window": preset.window.to_dict(),
+                  "input_shape": list(preset.input_shape)},
+        normalization={"mean": fe.mean, "std": fe.std, "from": "training windows"},
+        model={"macs_per_window": macs, "params": params},
+        history=outcome.history,
+        best_epoch=outcome.best_epoch,
+        epochs_run=len(outcome.history),
+        feature_seconds=round(windows.seconds, 1),
+        train_seconds=round(outcome.train_seconds, 1),
+        wall_seconds=round(wall_seconds, 1),
+        test=test_report.to_dict() if test_report else None)
+
+
+def _write_figures(out_dir: Path, preset: Preset, split: Split, history: list[dict],
+                   test_report: Report | None) -> None:
+    """The run directory's curves, confusion matrix and test report text."""
+    from edge_genre.train import plots
+
+    if history:
+        plots.training_curves(history, out_dir / CURVES_FILE,
                               title=f"{preset.name}: {split.name} split")
     if test_report is not None:
-        plots.confusion(test_report, out_dir / "confusion.png")
-        (out_dir / "test_report.txt").write_text(test_report.text() + "\n")
-    return RunResult(out_dir, model, card, outcome.history, outcome.best_epoch, record, test_report)
+        plots.confusion(test_report, out_dir / CONFUSION_FILE)
+        (out_dir / TEST_REPORT_FILE).write_text(test_report.text() + "\n")
 
 
 def _assert_no_leak(train: Windows, valid: Windows, test: Windows) -> None:

@@ -67,12 +67,13 @@ class Preset:
     """A named recipe: front-end, windowing, network builder and training settings.
 
     ``builder(n_labels, input_shape) -> keras.Model``; ``build(n_labels)`` supplies the input
-    shape from the front-end. ``fit``, when set, replaces the generic training loop of
-    ``fit.train_run`` and ``evaluate.cross_validate``: it is called as ``fit(preset, train,
-    valid, epochs=..., progress=..., n_labels=..., cache_dir=...)`` with UNNORMALISED
-    ``features.Windows``; the model it returns must take features normalised with
-    ``normalization_stats(train.x)`` (what the card records) and ``history`` is a list of
-    per-epoch metric dicts.
+    shape from the front-end. ``fit``, when set, replaces the generic training loop in
+    ``fit.fit_model`` (what ``fit.train_run`` and ``evaluate.cross_validate`` call): it is called
+    as ``fit(preset, train, valid, epochs=..., progress=..., n_labels=..., cache_dir=...)`` with
+    UNNORMALISED ``features.Windows`` and returns ``(model, history)``; the model must take
+    features normalised with ``normalization_stats(train.x)`` (what the card records) and
+    ``history`` is a list of per-epoch metric dicts, the model being its best epoch as
+    ``fit.best_epoch`` picks it (by ``train.selection``, as the generic loop keeps it).
     """
 
     name: str

@@ -1,22 +1,29 @@
-"""Scores of window probabilities: a track's genre is the mean of its windows' probabilities;
-chunk and track accuracy, per genre, confusion matrices. Plain numpy, used by ``fit`` (checkpoint
-selection) and ``evaluate`` (reports, cross-validation)."""
+"""Scores of window probabilities: a track's genre is the mean of its windows' probabilities
+(``edge.windowing.track_probabilities``, the runtime's definition); chunk and track accuracy, per
+genre, confusion matrices. Plain numpy, used by ``fit`` (checkpoint selection) and ``evaluate``
+(reports, cross-validation)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from edge_genre.edge import windowing
+
 
 def track_probabilities(probs: np.ndarray, owners: np.ndarray, labels: np.ndarray
                         ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean chunk probability per track -> (n_tracks, n_labels) probs and (n_tracks,) labels,
-    tracks in order of first appearance of their owner index."""
-    order = list(dict.fromkeys(np.asarray(owners).tolist()))
-    tp = np.stack([probs[owners == o].mean(axis=0) for o in order]) if order else np.zeros(
-        (0, probs.shape[1]))
-    tl = np.array([labels[owners == o][0] for o in order], dtype=int)
-    return tp, tl
+    """Each track's mean window probabilities and its true label: (n_tracks, n_labels) probs and
+    (n_tracks,) labels, tracks in ascending order of their owner index (that of
+    ``windowing.track_probabilities``)."""
+    ids, tp = windowing.track_probabilities(probs, owners)
+    return tp, track_labels(ids, owners, labels)
+
+
+def track_labels(ids: np.ndarray, owners: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The true label of each track in ``ids``: that of its first window."""
+    owners, labels = np.asarray(owners), np.asarray(labels)
+    return np.array([labels[owners == o][0] for o in ids], dtype=int)
 
 
 def confusion_matrix(true: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
@@ -71,13 +78,13 @@ def score(probs: np.ndarray, windows, labels, split: str) -> Report:
     n = len(labels)
     y = np.asarray(windows.y)
     chunk_pred = probs.argmax(1)
-    tp, tl = track_probabilities(probs, windows.track, y)
+    order, tp = windowing.track_probabilities(probs, windows.track)
+    tl = track_labels(order, windows.track, y)
     track_pred = tp.argmax(1)
     per = {}
     for i, g in enumerate(labels):
         mask = tl == i
         per[g] = float(np.mean(track_pred[mask] == i)) if mask.any() else None
-    order = list(dict.fromkeys(np.asarray(windows.track).tolist()))
     tracks = [{"id": windows.tracks[o].track_id, "true": labels[int(tl[j])],
                "predicted": labels[int(track_pred[j])], "confidence": float(tp[j].max())}
               for j, o in enumerate(order)]

@@ -14,29 +14,29 @@ Pipeline (one Keras model, exported like any other), e.g. for ``transfer``:
 
 Training is cheap because the backbone is frozen: its feature maps are computed once per window
 and cached on disk (kind "yamnet" or "musicnn" of the feature cache), the head is trained on them in seconds,
-then backbone and head are assembled into one model (``model.keras`` + ``model_card.json`` +
-``run.json``: the model-dir contract).
+then backbone and head are assembled into one model. ``fit_preset`` is the presets'
+``Preset.fit``: ``edge-genre train`` (``fit.train_run``) writes the run directory and
+``edge-genre evaluate --cv`` (``evaluate.cross_validate``) cross-validates through it, as for
+every preset.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from edge_genre.edge.config import ModelCard
 from edge_genre.errors import DataError, ModelError
 from edge_genre.train import yamnet as Y
 from edge_genre.train.backbones import WINDOW as BACKBONE_WINDOW
-from edge_genre.train.backbones import Backbone, default_yamnet_path, get_backbone
-from edge_genre.train.data import Dataset, Track
+from edge_genre.train.backbones import Backbone, get_backbone
+from edge_genre.train.data import Track
 from edge_genre.train.features import FeatureCache, load_windows, settings_key
 from edge_genre.train.roomsim import RoomCopy, augment_copies
+from edge_genre.train.scores import track_probabilities
 
 log = logging.getLogger("edge_genre")
 
@@ -267,10 +267,8 @@ def fit_head(x: np.ndarray, y: np.ndarray, n_labels: int, cfg: TransferConfig):
 
 def track_accuracy(probs: np.ndarray, owners: np.ndarray, labels: np.ndarray) -> float:
     """Accuracy of tracks whose prediction is the mean of their windows' probabilities."""
-    ids = np.unique(owners)
-    pred = np.array([probs[owners == t].mean(axis=0).argmax() for t in ids])
-    true = np.array([labels[owners == t][0] for t in ids])
-    return float(np.mean(pred == true))
+    tp, tl = track_probabilities(probs, owners, labels)
+    return float(np.mean(tp.argmax(1) == tl))
 
 
 # ----------------------------------------------------------------------------- the whole model
@@ -307,66 +305,10 @@ def assemble(weights, head, pooling: str, mean: float = 0.0, std: float = 1.0,
     return keras.Model(inp, head(x), name=f"{b.name}_transfer")
 
 
-def make_card(labels, cfg: TransferConfig, mean: float, std: float, extra: dict | None = None,
-              name: str = PRESET) -> ModelCard:
-    from edge_genre import __version__
-
-    b = cfg.body
-    return ModelCard(labels=tuple(labels), frontend=b.frontend.with_normalization(mean, std),
-                     window=b.window, preset=name, package_version=__version__,
-                     input_shape=b.input_shape(), quantization="fp32",
-                     extra={"head": cfg.to_dict(), "derived_from": b.derived_from,
-                            **(extra or {})})
-
-
 def _rows(maps: Maps, tracks) -> np.ndarray:
     index = {t.track_id: i for i, t in enumerate(maps.tracks)}
     ids = [index[t.track_id] for t in tracks if t.track_id in index]
     return np.flatnonzero(np.isin(maps.track, ids))
-
-
-# ----------------------------------------------------------------------------- cross-validation
-
-
-def cross_validate(ds: Dataset, k: int = 5, seed: int = 0, cfg: TransferConfig = TransferConfig(),
-                   cache_dir: str | Path | None = None, weights=None,
-                   maps: Maps | None = None) -> dict:
-    """Artist-grouped k-fold CV (``splits.cv_folds``) of the frozen-backbone transfer model.
-
-    Each fold fits the head on the fold's train and valid tracks (a logistic regression has no
-    epochs to choose) and scores the test tracks: track accuracy = argmax of the mean of the
-    track's window probabilities. The backbone maps are computed (or read) once for all folds.
-    """
-    from edge_genre.train.splits import cv_folds, describe_grouping
-
-    maps = maps or backbone_maps(ds.tracks, weights, cache_dir, depth=cfg.depth,
-                                 backbone=cfg.backbone)
-    feats = pool(maps.maps, cfg.pooling)
-    per_fold, window_acc, folds_out = [], [], []
-    t0 = time.time()
-    for fold in cv_folds(ds, k, seed):
-        te = _rows(maps, fold.test)
-        x, y = head_training_data(maps, feats, fold.train + fold.valid, cfg, weights, cache_dir)
-        head, info = fit_head(x, y, len(ds.labels), cfg)
-        probs = head.predict(feats[te], batch_size=256, verbose=0)
-        per_fold.append(track_accuracy(probs, maps.track[te], maps.y[te]))
-        window_acc.append(float(np.mean(probs.argmax(1) == maps.y[te])))
-        folds_out.append({"fold": fold.index + 1, "test_ids": [t.track_id for t in fold.test],
-                          "track_accuracy": per_fold[-1], "chunk_accuracy": window_acc[-1],
-                          **info})
-        log.info("fold %d: track accuracy %.3f", fold.index + 1, per_fold[-1])
-    name = next((n for n, c in CONFIGS.items() if c == cfg), "custom")
-    return {"preset": name, "method": f"{cfg.backbone} body, first {cfg.depth} layers (frozen, "
-                                       "ported) + logistic-regression head",
-            "grouping": describe_grouping(ds), "k": k, "seed": seed,
-            "n_tracks": len(maps.tracks), "head": cfg.to_dict(),
-            "track_accuracy_per_fold": per_fold,
-            "track_accuracy_mean": float(np.mean(per_fold)),
-            "track_accuracy_std": float(np.std(per_fold)),
-            "chunk_accuracy_per_fold": window_acc,
-            "chunk_accuracy_mean": float(np.mean(window_acc)),
-            "chunk_accuracy_std": float(np.std(window_acc)),
-            "per_fold": folds_out, "wall_seconds": round(time.time() - t0, 1)}
 
 
 # ----------------------------------------------------------------------------- the preset
@@ -446,12 +388,6 @@ DESCRIPTIONS = {
 }
 
 
-def preset_name(cfg: TransferConfig) -> str:
-    """The preset a head config belongs to: the one it equals, else its backbone's preset."""
-    return next((n for n, c in CONFIGS.items() if c == cfg),
-                MUSIC if cfg.backbone == "musicnn" else PRESET)
-
-
 def preset(name: str = PRESET):
     """The ``transfer``, ``student`` or ``music`` Preset (``presets.get_preset`` imports this
     lazily)."""
@@ -469,73 +405,3 @@ def preset(name: str = PRESET):
     return Preset(name=name, frontend=cfg.body.frontend, window=cfg.body.window,
                   train=TrainConfig(epochs=1, batch_size=64, learning_rate=1e-3),
                   builder=builder, fit=fit_preset, description=DESCRIPTIONS[name])
-
-
-# ----------------------------------------------------------------------------- a training run
-
-
-def train(ds: Dataset, out_dir: str | Path, train_tracks: list[Track],
-          test_tracks: list[Track] = (), cfg: TransferConfig = TransferConfig(),
-          cache_dir: str | Path | None = None, yamnet_path: str | Path | None = None,
-          split_summary: dict | None = None,
-          progress: Callable[[int, int, Track], None] | None = None) -> dict:
-    """Fit the transfer model on ``train_tracks`` and write the model directory contract into
-    ``out_dir``: ``model.keras``, ``model_card.json``, ``run.json``. Returns the run record.
-    Backbone maps and features come from (and go to) ``cache_dir``."""
-    from edge_genre import __version__
-    from edge_genre.train.features import normalization_stats
-
-    t0 = time.time()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    b = cfg.body
-    if cfg.backbone == "yamnet":
-        yamnet_path = Path(yamnet_path or default_yamnet_path())
-        weights = Y.read_tflite_weights(yamnet_path)
-    else:
-        weights = b.read_weights()
-    maps = backbone_maps(list(train_tracks) + list(test_tracks), weights, cache_dir,
-                         progress=progress, depth=cfg.depth, backbone=cfg.backbone)
-    feats = pool(maps.maps, cfg.pooling)
-    tr, te = _rows(maps, train_tracks), _rows(maps, test_tracks)
-    if not len(tr):
-        raise DataError("no usable training tracks")
-    head, info = fit_head(*head_training_data(maps, feats, list(train_tracks), cfg, weights,
-                                              cache_dir), len(ds.labels), cfg)
-    raw = load_windows([t for t in maps.tracks if t in set(train_tracks)], b.frontend, b.window,
-                       cache_dir=cache_dir)
-    mean, std = normalization_stats(raw.x)
-    model = assemble(weights, head, cfg.pooling, mean, std, cfg.depth, cfg.backbone)
-    name = preset_name(cfg)
-    record = {"preset": name, "package_version": __version__,
-              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "head": cfg.to_dict(), "head_fit": info,
-              "data": {"root": str(ds.root), "fingerprint": ds.fingerprint(),
-                       "labels": list(ds.labels), "n_tracks": len(maps.tracks)},
-              "split": {"name": "custom", "description": "", "valid": [],
-                        "train": [t.track_id for t in train_tracks],
-                        "test": [t.track_id for t in test_tracks], **(split_summary or {})},
-              "windows": {"train": int(len(tr)), "test": int(len(te))},
-              "normalization": {"mean": mean, "std": std, "from": "training windows"},
-              "settings": {"frontend": b.frontend.to_dict(), "window": b.window.to_dict(),
-                           "input_shape": list(b.input_shape())},
-              "weights": str(yamnet_path) if cfg.backbone == "yamnet" else b.derived_from, "model": {"params": int(model.count_params())},
-              "history": [{"epoch": 1, "accuracy": info["train_window_accuracy"]}],
-              "best_epoch": 1}
-    if len(te):
-        probs = head.predict(feats[te], batch_size=256, verbose=0)
-        record["test_track_accuracy"] = track_accuracy(probs, maps.track[te], maps.y[te])
-        record["test_chunk_accuracy"] = float(np.mean(probs.argmax(1) == maps.y[te]))
-    try:
-        from edge_genre.train import macs as macs_mod
-        record["model"]["macs_per_window"], _ = macs_mod.count(model)
-    except Exception as exc:  # noqa: BLE001 - the count is informative only
-        log.warning("MAC count failed: %s", exc)
-    card = make_card(ds.labels, cfg, mean, std,
-                     {"macs": record["model"].get("macs_per_window"),
-                      "params": record["model"]["params"]}, name=name)
-    model.save(out_dir / "model.keras")
-    (out_dir / "model_card.json").write_text(card.to_json() + "\n")
-    record["wall_seconds"] = round(time.time() - t0, 1)
-    (out_dir / "run.json").write_text(json.dumps(record, indent=1) + "\n")
-    return record

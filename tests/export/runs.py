@@ -3,11 +3,10 @@ conftest.py would shadow tests/conftest for 'from conftest import').
 
 An edge-like front-end (16 kHz, 40 mels, 4 s windows) on real GTZAN excerpts from ../shared, a
 small CNN trained for a few epochs so its predictions are confident enough for agreement checks to
-mean something, and the run directory contract (model.keras, model_card.json, run.json) around it.
+mean something, and the run directory around it (``run_dir.write_run``, as training writes it).
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from edge_genre.edge.config import FrontendConfig, ModelCard, WindowConfig  # noqa: E402
+from edge_genre.train.run_dir import RunRecord, RunSplit, read_run, write_run  # noqa: E402
 
 FRONTEND = FrontendConfig(sample_rate=16000, n_fft=1024, hop_length=512, n_mels=40)
 WINDOW = WindowConfig(seconds=4.0, hop_seconds=2.0)
@@ -81,14 +81,12 @@ def tiny_run(tmp_path_factory, gtzan_root, feature_cache) -> Path:
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
     model.fit(windows.normalized(frontend), windows.y, epochs=30, batch_size=32, verbose=0)
     run = tmp_path_factory.mktemp("run")
-    model.save(run / "model.keras")
     card = ModelCard(labels=ds.labels, frontend=frontend, window=WINDOW, preset="tiny",
                      model_version="test", input_shape=shape)
-    (run / "model_card.json").write_text(card.to_json())
-    (run / "run.json").write_text(json.dumps({
-        "data": {"root": str(gtzan_root)},
-        "split": {"name": "tiny", "train": [t.track_id for t in train], "valid": [],
-                  "test": [t.track_id for t in test]}}))
+    record = RunRecord.new("tiny", data={"root": str(gtzan_root)},
+                           split=RunSplit(name="tiny", train=tuple(t.track_id for t in train),
+                                          test=tuple(t.track_id for t in test)))
+    write_run(run, model, card, record)
     return run
 
 
@@ -96,9 +94,8 @@ def tiny_run(tmp_path_factory, gtzan_root, feature_cache) -> Path:
 def held_out(tiny_run, feature_cache):
     """(normalised windows, labels) of the run's test tracks: real audio for comparisons."""
     from edge_genre.export.calibration import held_out_set
-    from edge_genre.export.source import load_run
 
-    run = load_run(tiny_run)
+    run = read_run(tiny_run)
     return held_out_set(run.split_ids("test"), run.data_dir(), run.card, feature_cache)
 
 

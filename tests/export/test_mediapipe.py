@@ -5,7 +5,7 @@ real GTZAN excerpts at 22.05 and 44.1 kHz.
 
 The model is the shipped default's architecture, trained as it is trained: the ``transfer``
 preset (YAMNet's body on its 16 kHz, 64-mel log front-end, 4 s windows, and a logistic-regression
-genre head), fitted here on 2 excerpts per genre (``T.train``, about 40 s) with 1 per genre held
+genre head), fitted here on 2 excerpts per genre (``train_run``, about 40 s) with 1 per genre held
 out. MediaPipe classifies the 20 training excerpts (the shipped default, too, was fitted on every
 excerpt it is tested on here) and the 10 held-out ones.
 """
@@ -61,10 +61,17 @@ def mediapipe_audio():
 
 @pytest.fixture(scope="module")
 def transfer_run(tmp_path_factory, gtzan_root):
-    """A ``transfer``-preset run directory (model.keras, model_card.json, run.json): trained on
-    the first 2 excerpts of each genre, the 3rd held out (the export's parity set)."""
+    """A ``transfer``-preset run directory, written by ``edge-genre train``'s ``train_run``:
+    trained on the first 2 excerpts of each genre, the 3rd held out (the export's parity set).
+    The head is fitted on the recordings only (no room copies), to keep the fixture short."""
+    import dataclasses
+    import functools
+
     from edge_genre.train import transfer as T
     from edge_genre.train.data import discover
+    from edge_genre.train.fit import train_run
+    from edge_genre.train.presets import get_preset
+    from edge_genre.train.splits import Split
 
     if not YAMNET_TFLITE.is_file():
         pytest.fail(f"YAMNet TFLite file not found at {YAMNET_TFLITE}")
@@ -76,16 +83,19 @@ def transfer_run(tmp_path_factory, gtzan_root):
     train = [t for g in GENRES for t in by_genre[g][:2]]
     test = [t for g in GENRES for t in by_genre[g][2:3]]
     run = tmp_path_factory.mktemp("transfer-run")
-    T.train(ds, run, train, test, cache_dir=tmp_path_factory.mktemp("transfer-cache"),
-            yamnet_path=YAMNET_TFLITE)
+    preset = dataclasses.replace(get_preset("transfer"),
+                                 fit=functools.partial(T.fit_preset, cfg=T.TransferConfig()))
+    train_run(preset, ds, Split("fixture", train, [], test), out_dir=run, progress=False,
+              cache_dir=tmp_path_factory.mktemp("transfer-cache"))
     return run
 
 
 def run_tracks(run: Path, part: str) -> list[Path]:
     """Audio files of one part of a run's split."""
-    record = json.loads((run / "run.json").read_text())
+    from edge_genre.train.run_dir import read_run
+
     return [next((GTZAN_MINI / tid.split(".")[0]).glob(tid + ".*"))
-            for tid in record["split"][part]]
+            for tid in read_run(run).split_ids(part)]
 
 
 @pytest.fixture(scope="module")
@@ -104,9 +114,10 @@ def exported(transfer_run, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def keras_model(transfer_run):
-    from edge_genre.export.source import load_keras, load_run
+    from edge_genre.export.source import load_keras
+    from edge_genre.train.run_dir import read_run
 
-    return load_keras(load_run(transfer_run))
+    return load_keras(read_run(transfer_run))
 
 
 @pytest.fixture(scope="module")
@@ -322,20 +333,18 @@ def test_run_without_held_out_tracks_is_checked_on_training_tracks(tmp_path, gtz
     import keras
 
     from edge_genre.export import mediapipe as M
+    from edge_genre.train.run_dir import RunRecord, RunSplit, write_run
     from tests.export.runs import FRONTEND, WINDOW, tiny_model
 
     frontend = FRONTEND.with_normalization(-30.0, 15.0)
     shape = frontend.feature_shape(WINDOW.window_samples(frontend))
     keras.utils.set_random_seed(0)
     run = tmp_path / "run"
-    run.mkdir()
-    tiny_model(shape, len(GENRES)).save(run / "model.keras")
     card = ModelCard(labels=GENRES, frontend=frontend, window=WINDOW, preset="tiny",
                      model_version="test", input_shape=shape)
-    (run / "model_card.json").write_text(card.to_json())
-    train = [p.stem for p in excerpts(2)]
-    (run / "run.json").write_text(json.dumps({"data": {"root": str(gtzan_root)},
-                                              "split": {"train": train, "test": []}}))
+    train = tuple(p.stem for p in excerpts(2))
+    write_run(run, tiny_model(shape, len(GENRES)), card,
+              RunRecord.new("tiny", data={"root": str(gtzan_root)}, split=RunSplit(train=train)))
     report = M.export_mediapipe(run, tmp_path / "out", parity_tracks=3, progress=lambda m: None)
     assert report["source"].startswith("train tracks") and report["tracks"] == 3
     assert [t.split(".")[0] for t in report["source"].split(": ")[1].split(", ")] == [

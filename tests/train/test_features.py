@@ -1,4 +1,5 @@
-"""Windowing rule, bad files skipped by name, and the on-disk feature cache."""
+"""Bad files skipped by name and the on-disk feature cache (the window rule itself is tested in
+tests/edge/test_windowing.py)."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,26 +12,12 @@ import pytest
 from edge_genre.edge import frontend as fe
 from edge_genre.edge.config import FrontendConfig, WindowConfig
 from edge_genre.train.data import discover
-from edge_genre.train.features import (FeatureCache, cut_windows, load_windows,
-                                       normalization_stats, window_starts)
+from edge_genre.train.features import load_windows, normalization_stats
 from tests.conftest import gtzan_file
 
 FRONTEND = FrontendConfig(sample_rate=16000, n_fft=512, win_length=400, hop_length=320,
                           n_mels=64, fmin=50, fmax=8000, center=False)
 WINDOW = WindowConfig(seconds=4.0, hop_seconds=2.0)
-
-
-def test_window_rule():
-    size = WINDOW.window_samples(FRONTEND)
-    hop = WINDOW.hop_samples(FRONTEND)
-    assert size == 64000 and hop == 32000
-    assert window_starts(30 * 16000, FRONTEND, WINDOW) == list(range(0, 26 * 16000 + 1, hop))
-    assert len(window_starts(30 * 16000, FRONTEND, WINDOW)) == 14  # 30 s -> 14 windows
-    assert window_starts(size - 1, FRONTEND, WINDOW) == [0]  # padded: holds >= half a window
-    assert window_starts(size // 2 - 1, FRONTEND, WINDOW) == []  # too short: refused
-    short = np.ones(size // 2, np.float32)
-    w = cut_windows(short, FRONTEND, WINDOW)
-    assert w.shape == (1, size) and w[0, :size // 2].all() and not w[0, size // 2:].any()
 
 
 def _write(path, y, rate=22050):

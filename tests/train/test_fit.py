@@ -177,3 +177,21 @@ def test_user_errors_are_one_line(gtzan_root, tmp_path, capsys):
     assert main(["train", "--preset", "edge", "--data", str(tmp_path / "nope"),
                  "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_best_epoch_is_one_rule_for_every_fit():
+    """``fit_model``'s best epoch, for ``train_run`` and ``evaluate --cv`` alike: the best
+    validated epoch by the preset's selection (ties: the earliest), else the last."""
+    from edge_genre.train.fit import best_epoch
+
+    track_first = get_preset("edge").train  # selection val_track_accuracy
+    chunk_first = get_preset("paper").train  # selection val_accuracy
+    history = [{"epoch": 1, "val_accuracy": 0.6, "val_track_accuracy": 0.5, "val_loss": 1.0},
+               {"epoch": 2, "val_accuracy": 0.5, "val_track_accuracy": 0.7, "val_loss": 1.2},
+               {"epoch": 3, "val_accuracy": 0.5, "val_track_accuracy": 0.7, "val_loss": 1.1}]
+    assert best_epoch(history, track_first) == 3  # track accuracy tie: lower loss
+    assert best_epoch(history, chunk_first) == 1
+    assert best_epoch(history[1:2] * 2, track_first) == 1  # a full tie: the earliest
+    assert best_epoch([{"epoch": 1, "accuracy": 0.9}, {"epoch": 2, "accuracy": 0.8}],
+                      track_first) == 2  # not validated: the last, as fit_windows keeps
+    assert best_epoch([], track_first) == 0

@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from edge_genre.errors import EdgeGenreError  # noqa: E402
 from edge_genre.train import macs  # noqa: E402
 from edge_genre.train.presets import (EDGE_MAX_MACS, EDGE_MAX_PARAMS, PRESETS,  # noqa: E402
-                                      Preset, get_preset)
+                                      TRANSFER_PRESETS, Preset, get_preset)
 
 #: Layers that convert to int8 TFLite/ONNX without float fallbacks (BN folds into the conv).
 INT8_FRIENDLY = {"Conv2D", "DepthwiseConv2D", "SeparableConv2D", "BatchNormalization", "ReLU",
@@ -59,13 +59,21 @@ def test_unknown_preset_is_a_user_error():
         get_preset("resnet")
 
 
-def test_transfer_is_a_preset_or_a_clear_error():
-    try:
-        p = get_preset("transfer")
-    except EdgeGenreError as exc:
-        assert "transfer" in str(exc) and "not available" in str(exc)
-    else:
-        assert isinstance(p, Preset) and p.name == "transfer"
+def test_transfer_presets_come_from_their_module():
+    """This install has ``train.transfer``: each of its presets is a Preset with its own fit."""
+    for name in TRANSFER_PRESETS:
+        p = get_preset(name)
+        assert isinstance(p, Preset) and p.name == name and p.fit is not None
+
+
+def test_transfer_presets_without_their_module_are_a_clear_error(monkeypatch):
+    """An install without ``train.transfer``: asking for one of its presets is one user error."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "edge_genre.train.transfer", None)  # as if left out
+    with pytest.raises(EdgeGenreError, match="preset transfer is not available in this install"):
+        get_preset("transfer")
+    assert get_preset("edge").name == "edge"  # the built-in presets are still there
 
 
 def test_student_is_within_the_edge_budget():

@@ -2,8 +2,6 @@
 head fitting, the assembled one-file model, the model-dir contract and the Preset contract."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -11,10 +9,10 @@ from tests.conftest import YAMNET_TFLITE
 from edge_genre.edge import audio
 from edge_genre.edge import frontend as fe
 from edge_genre.edge.config import ModelCard
+from edge_genre.edge.windowing import cut_windows
 from edge_genre.train import transfer as T
 from edge_genre.train import yamnet as Y
 from edge_genre.train.data import discover
-from edge_genre.train.features import cut_windows
 
 
 @pytest.fixture(scope="module")
@@ -129,32 +127,54 @@ def test_room_copies_join_the_head_training_data(small, weights, cache, maps6):
     assert not np.allclose(x1[n:], x0, atol=1e-2)  # the room changed the features
 
 
+def plain_transfer():
+    """The ``transfer`` preset with its head fitted on the recordings only (no room copies):
+    the CLI's path, kept short."""
+    import dataclasses
+    import functools
+
+    from edge_genre.train.presets import get_preset
+
+    return dataclasses.replace(get_preset("transfer"),
+                               fit=functools.partial(T.fit_preset, cfg=T.TransferConfig()))
+
+
 @pytest.mark.slow
-def test_cross_validate_runs_on_artist_folds(small, maps):
-    r = T.cross_validate(small, k=2, seed=0, maps=maps)
+def test_cross_validate_runs_on_artist_folds(small, cache, maps):
+    """``edge-genre evaluate --cv`` on a transfer preset: its Preset.fit on each fold, scored
+    on the fold's test tracks, best_epoch by the same rule as ``train_run``."""
+    from edge_genre.train.evaluate import cross_validate
+
+    r = cross_validate(plain_transfer(), small, k=2, seed=0, cache_dir=cache, progress=False)
     assert len(r["track_accuracy_per_fold"]) == 2
     assert all(0.0 <= a <= 1.0 for a in r["track_accuracy_per_fold"])
     tested = [i for f in r["per_fold"] for i in f["test_ids"]]
     assert sorted(tested) == sorted(t.track_id for t in small.tracks)
+    assert [(f["best_epoch"], f["epochs_run"]) for f in r["per_fold"]] == [(1, 1), (1, 1)]
     # 10 genres, 2 tracks each, YAMNet features: far above chance (0.1) even here.
     assert r["track_accuracy_mean"] > 0.3
 
 
 @pytest.mark.slow
-def test_train_writes_the_model_dir_contract(small, cache, maps, tmp_path):
-    import keras
+def test_train_run_writes_the_run_directory(small, cache, maps, tmp_path):
+    """``train_run`` with a given split: the run directory reads back with the split it was
+    given, and the model in it is the one scored."""
+    from edge_genre.train.fit import train_run
+    from edge_genre.train.run_dir import load_model, read_run
+    from edge_genre.train.splits import Split
 
     train_tracks, test_tracks = small.tracks[::2], small.tracks[1::2]
-    rec = T.train(small, tmp_path, train_tracks, test_tracks, cache_dir=cache,
-                  yamnet_path=YAMNET_TFLITE)
-    assert {"model.keras", "model_card.json", "run.json"} <= {p.name for p in tmp_path.iterdir()}
-    card = ModelCard.from_json((tmp_path / "model_card.json").read_text())
+    result = train_run(plain_transfer(), small, Split("given", train_tracks, [], test_tracks),
+                       out_dir=tmp_path, cache_dir=cache, progress=False)
+    run = read_run(tmp_path)
+    card = run.card
     assert card.preset == "transfer" and card.labels == small.labels
     assert card.input_shape == (64, 397, 1) and card.frontend.std > 0
-    run = json.loads((tmp_path / "run.json").read_text())
-    assert run["test_track_accuracy"] == rec["test_track_accuracy"]
-    assert set(run["split"]["test"]) == {t.track_id for t in test_tracks}
-    model = keras.models.load_model(tmp_path / "model.keras")
+    assert run.record.test["track_accuracy"] == result.test.track_accuracy
+    assert run.record.best_epoch == 1 and run.record.train_seconds > 0
+    assert set(run.split_ids("test")) == {t.track_id for t in test_tracks}
+    assert run.record.split.name == "given" and run.split_ids("valid", required=False) == []
+    model = load_model(run)
     x = np.zeros((2,) + card.input_shape, np.float32)
     p = model.predict(x, verbose=0)
     assert p.shape == (2, len(small.labels)) and np.allclose(p.sum(1), 1, atol=1e-5)
