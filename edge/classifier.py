@@ -5,7 +5,8 @@ to the model's rate with a streaming ``Resampler``), cuts it into the card's win
 2 s by default) with a ``StreamingFrontend`` that computes each STFT frame once, runs the model,
 and returns one ``Decision`` per completed window. ``Classifier.classify(y, sample_rate)`` does a
 whole track the same way (same windows, same features) and averages the windows' probabilities,
-as the paper does for a track.
+as the paper does for a track. The window rule and the track mean are ``edge.windowing``'s, the
+ones training and evaluation use.
 
 Waveform-in model files (``edge-genre export --mediapipe``: the log-mel front-end inside the
 graph) take the same windows as raw mono samples at the card's rate: the stream is cut by
@@ -15,10 +16,10 @@ smoothing, batching, decisions) is one code path for both kinds of file.
 
 A whole track streams: ``classify_file`` reads the file block by block (``audio.open_stream``),
 resamples each block as it comes, cuts windows as they complete, and sends them to the
-interpreter ``max_batch`` (8) at a time; the track's probabilities are a running sum. What it
-holds is one block, one window's frames and one batch, whatever the track's length; per window
-it keeps only a compact record (probabilities, level, silence: about 60 bytes), from which
-``TrackResult.decisions`` builds each ``Decision`` when it is asked for. An interpreter sizes
+interpreter ``max_batch`` (8) at a time. What it holds is one block, one window's frames and one
+batch, whatever the track's length; per window it keeps only a compact record (probabilities,
+level, silence: about 60 bytes), from which the track's mean probabilities are taken at the end
+and ``TrackResult.decisions`` builds each ``Decision`` when it is asked for. An interpreter sizes
 its buffers for the largest batch it has run, so the batch bound is also what bounds the
 interpreter's memory.
 
@@ -28,6 +29,7 @@ not classified: its decision says ``"no music"`` instead of guessing from noise.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -39,6 +41,7 @@ from edge_genre.edge.audio import rms_dbfs, to_mono
 from edge_genre.edge.backends import Runner, as_runner
 from edge_genre.edge.frontend import StreamingFrontend, StreamingWindows
 from edge_genre.edge.resample import Resampler
+from edge_genre.edge.windowing import padding, track_mean, window_span
 from edge_genre.errors import AudioError
 
 NO_MUSIC = "no music"
@@ -119,18 +122,31 @@ class Decision:
     def smoothed_confidence(self) -> float:
         return self._top(self.smoothed)[1]
 
-    def to_dict(self) -> dict:
+    def to_dict(self, deprecated_keys: bool = True) -> dict:
+        """This window as JSON: the one shape of a window's decision in ``listen --json``,
+        ``predict --json --windows`` and the HTTP API (an upload's windows, a live event).
+
+        ``genre``, ``confidence``, ``probabilities`` ({label: p}, the card's order) are this
+        window's; ``smoothed_genre``, ``smoothed_confidence``, ``smoothed_probabilities`` the
+        smoothed decision's. ``deprecated_keys`` adds the old CLI names of those keys
+        (``views.DEPRECATED_KEYS``: ``label``, ``smoothed_label``, ``probs``) for one release."""
+        # (views imports nothing of this module: no cycle.)
+        from edge_genre.edge.views import with_deprecated_keys
+
         level = self.level_dbfs if np.isfinite(self.level_dbfs) else None
-        return {
+        d = {
             "window": self.index, "start": round(self.start, 3), "end": round(self.end, 3),
-            "label": self.label, "confidence": round(self.confidence, 4),
-            "smoothed_label": self.smoothed_label,
+            "genre": self.label, "confidence": round(self.confidence, 4),
+            "probabilities": {k: round(float(p), 4) for k, p in zip(self.labels, self.probs)},
+            "smoothed_genre": self.smoothed_label,
             "smoothed_confidence": round(self.smoothed_confidence, 4),
+            "smoothed_probabilities": {k: round(float(p), 4)
+                                       for k, p in zip(self.labels, self.smoothed)},
             "silent": self.silent,
             "level_dbfs": None if level is None else round(float(level), 1),
             "latency_ms": round(self.latency_ms, 2),
-            "probs": {k: round(float(p), 4) for k, p in zip(self.labels, self.probs)},
         }
+        return with_deprecated_keys(d) if deprecated_keys else d
 
 
 class WindowLog(Sequence):
@@ -174,6 +190,10 @@ class WindowLog(Sequence):
     def set_probs(self, i: int, probs: np.ndarray) -> None:
         self._probs[i] = probs
         self._smoothed = None
+
+    def heard_probs(self) -> np.ndarray:
+        """(n_heard, n_labels) probabilities of the non-silent windows, in window order."""
+        return self._probs[:self._n][~self._silent[:self._n]]
 
     def _smooth(self) -> np.ndarray:
         if self._smoothed is None:
@@ -227,10 +247,13 @@ class TrackResult:
     probs: np.ndarray = field(default=None)
 
     def __post_init__(self) -> None:
-        if self.probs is None:
-            heard = [d.probs for d in self.decisions if not d.silent]
-            self.probs = (np.mean(heard, axis=0).astype(np.float32) if heard
-                          else np.zeros(len(self.labels), dtype=np.float32))
+        if self.probs is None:  # the track mean (edge.windowing) of the heard windows
+            if isinstance(self.decisions, WindowLog):
+                heard = self.decisions.heard_probs()
+            else:
+                heard = [d.probs for d in self.decisions if not d.silent]
+                heard = np.asarray(heard, np.float32).reshape(len(heard), len(self.labels))
+            self.probs = track_mean(heard).astype(np.float32)
 
     @property
     def silent_windows(self) -> int:
@@ -256,14 +279,24 @@ class TrackResult:
         order = np.argsort(-self.probs, kind="stable")
         return [(self.labels[i], float(self.probs[i])) for i in order]
 
-    def to_dict(self, windows: bool = False) -> dict:
-        d = {"label": self.label, "confidence": round(self.confidence, 4),
-             "probs": {k: round(float(p), 4) for k, p in zip(self.labels, self.probs)},
+    def to_dict(self, windows: bool = False, deprecated_keys: bool = True) -> dict:
+        """This track as JSON: the one shape of a track's decision in ``predict --json`` and the
+        HTTP API's ``POST /api/classify``.
+
+        ``genre``, ``confidence``, ``probabilities`` ({label: p}, the card's order) of the mean
+        of the windows; ``windows`` is how many there are, and ``window_decisions`` (with
+        ``windows=True``) each one's ``Decision.to_dict``. ``deprecated_keys`` adds the old CLI
+        names (``label``, ``probs``, ``views.DEPRECATED_KEYS``) for one release, to the windows
+        too."""
+        from edge_genre.edge.views import with_deprecated_keys  # (no cycle: see Decision)
+
+        d = {"genre": self.label, "confidence": round(self.confidence, 4),
+             "probabilities": {k: round(float(p), 4) for k, p in zip(self.labels, self.probs)},
              "duration": round(self.duration, 3), "windows": len(self.decisions),
              "silent_windows": self.silent_windows, "padded": self.padded}
         if windows:
-            d["window_decisions"] = [x.to_dict() for x in self.decisions]
-        return d
+            d["window_decisions"] = [x.to_dict(deprecated_keys) for x in self.decisions]
+        return with_deprecated_keys(d) if deprecated_keys else d
 
 
 class _Smoother:
@@ -304,8 +337,11 @@ class Classifier:
         self.labels = card.labels
         self.frontend = card.frontend
         self.sample_rate = card.frontend.sample_rate
-        self.window_samples = card.window.window_samples(self.frontend)
-        self.hop_samples = card.window.hop_samples(self.frontend, cfg.hop_seconds)
+        #: The card's window rule (``edge.windowing``) with this classifier's hop.
+        self.window_config = (card.window if cfg.hop_seconds is None else
+                              dataclasses.replace(card.window, hop_seconds=cfg.hop_seconds))
+        self.window_samples = self.window_config.window_samples(self.frontend)
+        self.hop_samples = self.window_config.hop_samples(self.frontend)
         #: The model takes raw windows (its front-end is in its graph), not features.
         self.waveform = bool(self.runner.waveform)
         self.reset()
@@ -320,7 +356,13 @@ class Classifier:
 
     def windows(self) -> StreamingWindows:
         """A fresh window cut of a stream at the model's rate, giving what the model takes: each
-        window's features (``StreamingFrontend``), or its samples for a waveform-in file."""
+        window's features (``StreamingFrontend``), or its samples for a waveform-in file.
+
+        The window rule is ``edge.windowing``'s, applied as the samples come: the cut emits window
+        k once the stream reaches the end of its ``window_span`` (so what a whole track gives
+        are its ``window_starts``; ``push`` and the decisions' times ask ``window_span`` too).
+        Only the zero-padding of a short track needs the track's end: ``classify`` adds
+        ``windowing.padding`` zeros when the track is over."""
         if self.waveform:
             return StreamingWindows(self.window_samples, self.hop_samples)
         return StreamingFrontend(self.frontend, self.window_samples, self.hop_samples)
@@ -356,7 +398,7 @@ class Classifier:
         out = []
         # Feed up to each window's end separately so every window gets its own level and latency.
         while len(y):
-            next_end = (self._index * self.hop_samples + self.window_samples
+            next_end = (window_span(self._index, self.frontend, self.window_config)[1]
                         - self._stream.samples_seen)
             take = len(y) if next_end <= 0 else min(len(y), next_end)
             t0 = time.perf_counter()
@@ -379,7 +421,7 @@ class Classifier:
         latency = (time.perf_counter() - t0) * 1e3
         i = self._index
         self._index += 1
-        start = i * self.hop_samples / self.sample_rate
+        start = window_span(i, self.frontend, self.window_config)[0] / self.sample_rate
         return Decision(index=i, start=start, end=start + self.window_seconds, labels=self.labels,
                         probs=probs, smoothed=self._smoother.update(probs, silent),
                         level_dbfs=float(level), silent=silent, latency_ms=latency)
@@ -429,15 +471,15 @@ class Classifier:
 
 class _TrackRun:
     """One whole-track classification in progress: resampled audio in, windows cut as they
-    complete (the rule of ``classify``), their features (or samples, for a waveform-in file)
-    batched to the interpreter."""
+    complete (``Classifier.windows``: the window rule of ``edge.windowing``), their features (or
+    samples, for a waveform-in file) batched to the interpreter. It has a window cut of its own,
+    so ``classify`` leaves the stream of ``push`` as it was."""
 
     def __init__(self, clf: Classifier, name: str):
         self.clf, self.name = clf, name
         self.n, self.hop = clf.window_samples, clf.hop_samples
         self.stream = clf.windows()
         self.log = WindowLog(clf.labels, self.hop, self.n, clf.sample_rate, clf.config.smoothing)
-        self.sum = np.zeros(len(clf.labels), dtype=np.float32)  # of the heard windows' probs
         self.heard = 0
         self.pending: list[tuple[int, np.ndarray]] = []  # (window, model input) not yet run
         self.seconds = 0.0  # front-end and model time
@@ -467,23 +509,19 @@ class _TrackRun:
         self.seconds += time.perf_counter() - t0
         for (i, _), p in zip(self.pending, probs):
             self.log.set_probs(i, p)
-            self.sum += p  # in window order: the same float32 sum as np.mean's
         self.heard += len(self.pending)
         self.pending = []
 
     def finish(self, duration: float) -> TrackResult:
-        padded = False
-        if len(self.log) == 0:  # shorter than one window (else a window would have completed)
+        pad = padding(self.samples, self.clf.frontend, self.clf.window_config)
+        if pad is None:
             n, rate = self.n, self.clf.sample_rate
-            need = self.clf.card.window.min_fill * n
-            if self.samples < need:
-                raise AudioError(f"{self.name}: too short ({duration:.2f} s; the model needs at "
-                                 f"least {need / rate:.2f} s of its {n / rate:g} s window)")
-            self.feed(np.zeros(n - self.samples, dtype=np.float32))
-            padded = True
+            need = self.clf.window_config.min_fill * n
+            raise AudioError(f"{self.name}: too short ({duration:.2f} s; the model needs at "
+                             f"least {need / rate:.2f} s of its {n / rate:g} s window)")
+        if pad:  # shorter than one window: zero-padded to one, which completes it
+            self.feed(np.zeros(pad, dtype=np.float32))
         self._run()
         self.log.latency_ms = self.seconds * 1e3 / max(1, self.heard)
-        probs = (self.sum / np.float32(self.heard) if self.heard
-                 else np.zeros(len(self.clf.labels), dtype=np.float32))
         return TrackResult(labels=self.clf.labels, decisions=self.log, duration=duration,
-                           padded=padded, probs=probs.astype(np.float32))
+                           padded=pad > 0)

@@ -9,6 +9,7 @@ normal).
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 
 from edge_genre.edge.cli_args import add_model_args, positive_float, positive_int
 
@@ -24,7 +25,8 @@ def register(sub) -> None:
     p.add_argument("paths", nargs="+", metavar="FILE|DIR", help="audio files or folders")
     add_model_args(p)
     p.add_argument("--json", action="store_true",
-                   help="one JSON object per file on stdout (errors too, with an 'error' key)")
+                   help="one JSON object per file on stdout: genre, confidence, probabilities "
+                        "(errors too, with an 'error' key)")
     p.add_argument("--windows", action="store_true", help="with --json: include every window")
     p.set_defaults(func=run_predict)
 
@@ -48,7 +50,9 @@ def register(sub) -> None:
                    help="smoothed decision = mean of the last N windows (default 3)")
     p.add_argument("--silence-dbfs", type=float, default=-60.0, metavar="DB",
                    help="windows quieter than this are 'no music' (default -60)")
-    p.add_argument("--json", action="store_true", help="one JSON line per window on stdout")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON line per window on stdout: genre, confidence, probabilities, "
+                        "smoothed_genre, ...")
     p.add_argument("--list-devices", action="store_true", help="list capture devices and exit")
     p.add_argument("--seconds", type=positive_float, metavar="N",
                    help="stop after N seconds of audio (default: run until Ctrl-C)")
@@ -65,31 +69,27 @@ def register(sub) -> None:
 # ----------------------------------------------------------------------------- predict
 
 
-def audio_files(paths) -> list[tuple[str, str | None]]:
-    """(path, problem) for each input: folders expanded to their audio files, sorted.
-
-    A broken symbolic link (dangling, or a loop) with an audio name is listed too, so that it gets
-    its error line from the reader instead of vanishing; FIFOs and other special files are not
-    (reading one could block)."""
+def audio_files(paths) -> Iterator[tuple[str, str | None]]:
+    """(path, problem) for each input, streamed: folders expanded to their audio files by the
+    library walk (``edge.library.walk``, whose docstring is the rule: names sorted, hidden names
+    skipped, links to folders not followed, broken links listed so that the reader says why),
+    with the walk's problems (problem not None) in the order they were met."""
     from pathlib import Path
 
-    from edge_genre.edge.audio import AUDIO_EXTENSIONS
+    from edge_genre.edge.library import WalkReport, walk
 
-    out = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found = sorted(f for f in path.rglob("*")
-                           if f.suffix.lower() in AUDIO_EXTENSIONS
-                           and (f.is_file() or (f.is_symlink() and not f.exists())))
-            if not found:
-                out.append((str(path), "folder holds no audio files"))
-            out.extend((str(f), None) for f in found)
-        elif path.exists() or path.is_symlink():  # a broken link: the reader says how
-            out.append((str(path), None))
-        else:
-            out.append((str(path), "no such file or folder"))
-    return out
+    report = WalkReport()
+    told = 0
+
+    def problems():
+        nonlocal told
+        new, told = report.problems[told:], len(report.problems)
+        return [(str(Path(path)), problem) for path, problem in new]
+
+    for path in walk(paths, report=report):
+        yield from problems()
+        yield str(Path(path)), None  # spelled as given, tidied: "music//a.wav" -> "music/a.wav"
+    yield from problems()
 
 
 def run_predict(args) -> int:
@@ -110,8 +110,8 @@ def run_predict(args) -> int:
                 print(views.json_line({"file": path, "error": problem}), flush=True)
             continue
         if args.json:
-            record = {"file": path, **result.to_dict(windows=args.windows),
-                      "model": clf.runner.path.name, "backend": clf.runner.backend}
+            record = views.predict_record(path, result, clf.runner.path.name, clf.runner.backend,
+                                          windows=args.windows)
             print(views.json_line(record), flush=True)
         else:
             print(views.track_report(path, result), flush=True)
@@ -156,9 +156,8 @@ def run_listen(args) -> int:
         def emit(decisions) -> None:
             for d in decisions:
                 if args.json:
-                    print(views.json_line({**d.to_dict(), "device_rate": rate,
-                                           "overflows": microphone.overflows,
-                                           "time": round(time.time(), 3)}), flush=True)
+                    print(views.json_line(views.listen_record(d, rate, microphone.overflows,
+                                                              time.time())), flush=True)
                 else:
                     view.show(d, source_text(), microphone.overflows)
 

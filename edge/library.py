@@ -129,9 +129,9 @@ class Track:
 def make_row(track: Track, fields: dict, info: ModelInfo) -> dict:
     row = {"path": track.path, "size": track.size, "mtime": track.mtime,
            "genre": fields["genre"], "confidence": fields["confidence"]}
-    probs = fields["probs"]
-    for i, label in enumerate(info.labels):
-        row[prob_column(label)] = None if probs is None else float(probs[i])
+    probabilities = fields["probabilities"]  # {label: p} (track.track_fields), None on an error
+    for label in info.labels:
+        row[prob_column(label)] = None if probabilities is None else float(probabilities[label])
     row.update(model=info.name, model_version=info.version, seconds=fields["seconds"],
                error=fields["error"])
     return row
@@ -640,12 +640,24 @@ class WalkReport:
 
 def walk(paths: Iterable[str], suffixes: tuple[str, ...] | None = None,
          report: WalkReport | None = None) -> Iterator[str]:
-    """The audio files under ``paths`` (files are taken as they are; folders walked
-    recursively, names sorted within each folder; names starting with "." skipped: hidden
-    folders, AppleDouble "._x.mp3" files, our own temporary files). Streamed: one folder
-    listing at a time. A broken symbolic link with an audio name is yielded (its row says
-    why it cannot be read); FIFOs and other special files are not; symbolic links to folders
-    are not followed (no loops), links to files are."""
+    """The audio files under ``paths``: the one folder walk, of ``tag`` and ``predict``.
+
+    Streamed: one folder listing at a time, files yielded as they are found.
+
+    - A path given that is not a folder is taken as it is (whatever its name); a folder given,
+      or a link to one, is walked.
+    - In a folder, names are sorted (code point order) and walked depth first, so the files
+      come in the order of their sorted paths. Names starting with "." are skipped: hidden
+      files and folders, AppleDouble "._x.mp3" files, our own temporary files.
+    - A file is taken when its suffix, in any case, is one of ``suffixes`` (default
+      ``library_suffixes()``). A symbolic link to a file is taken; a broken one (dangling, or a
+      loop) too, so that the reader says why it cannot be read; a link to a folder is not
+      followed (no loops). FIFOs and other special files are not taken (reading one could
+      block).
+    - Problems are not raised but added to ``report``, in the order met: a path that does not
+      exist, a folder that cannot be listed, a folder given that holds no audio files; .m4a and
+      .aac files that this decoder cannot read are counted in ``report.undecodable``.
+    """
     suffixes = tuple(s.lower() for s in (suffixes or library_suffixes()))
     report = report if report is not None else WalkReport()
     for raw in paths:
@@ -682,7 +694,12 @@ def _walk_dir(top: str, suffixes: tuple[str, ...], report: WalkReport) -> Iterat
                 if suffix in MAYBE_SUFFIXES:
                     report.undecodable += 1
                 continue
-            if entry.is_file() or (entry.is_symlink() and not os.path.exists(entry.path)):
+            if entry.is_symlink():
+                # os.path.exists is False for a dangling link and for a loop (ELOOP), which
+                # DirEntry.is_file() raises on.
+                if not os.path.exists(entry.path) or os.path.isfile(entry.path):
+                    yield entry.path
+            elif entry.is_file(follow_symlinks=False):
                 yield entry.path
         except OSError:
             continue

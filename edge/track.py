@@ -32,8 +32,9 @@ def classify_track(clf, path):
 
 
 def track_fields(clf, path) -> dict:
-    """The classification part of a track's row: ``genre``, ``confidence``, ``probs`` (one float
-    per label, the card's order), ``seconds`` (of audio), ``error`` (None when classified).
+    """The classification part of a track's row: ``genre``, ``confidence``, ``probabilities``
+    ({label: p}, the card's order, not rounded), ``seconds`` (of audio), ``error`` (None when
+    classified). The decision's keys are those of every interface (``TrackResult.to_dict``).
 
     Any exception from one file (a decoder bug, not only ``AudioError``) becomes that file's
     error: one bad file never ends a batch."""
@@ -45,13 +46,15 @@ def track_fields(clf, path) -> dict:
     if problem is not None:
         return error_fields(problem)
     return {"genre": result.label, "confidence": float(result.confidence),
-            "probs": [float(p) for p in result.probs], "seconds": float(result.duration),
+            "probabilities": {k: float(p) for k, p in zip(result.labels, result.probs)},
+            "seconds": float(result.duration),
             "error": None}
 
 
 def error_fields(problem: str) -> dict:
     """The classification part of the row of a track that could not be classified."""
-    return {"genre": None, "confidence": None, "probs": None, "seconds": None, "error": problem}
+    return {"genre": None, "confidence": None, "probabilities": None, "seconds": None,
+            "error": problem}
 
 
 def usable_cores() -> int:

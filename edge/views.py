@@ -54,6 +54,38 @@ def level_meter(dbfs: float, width: int = 20, floor: float = -60.0) -> str:
     return f"[{bar(frac, width)}] {shown} dBFS"
 
 
+# ----------------------------------------------------------------------------- JSON records
+# The one vocabulary of a decision, in every interface (predict --json, listen --json, tag's rows,
+# the HTTP API): ``genre``, ``confidence``, ``probabilities`` ({label: p}) and, where a decision
+# has a smoothed form, ``smoothed_genre``, ``smoothed_confidence``, ``smoothed_probabilities``.
+# The shapes are built by ``Decision.to_dict`` and ``TrackResult.to_dict`` (edge.classifier).
+
+#: Deprecated: the names ``predict --json`` and ``listen --json`` used before the one vocabulary
+#: (edge-genre 0.1), each mapped to the key it is the old name of. ``to_dict`` still emits them
+#: beside the new keys, with the same values, so that scripts reading them keep working for one
+#: release; they will be removed in the release after. The HTTP API never had them.
+DEPRECATED_KEYS = {"label": "genre", "probs": "probabilities", "smoothed_label": "smoothed_genre"}
+
+
+def with_deprecated_keys(record: dict) -> dict:
+    """``record`` plus the deprecated old name (``DEPRECATED_KEYS``) of each of its keys that has
+    one, with the same value."""
+    return {**record, **{old: record[new] for old, new in DEPRECATED_KEYS.items() if new in record}}
+
+
+def predict_record(path, result, model: str, backend: str, windows: bool = False) -> dict:
+    """``predict --json``'s object for one classified file: its name, the track's decision
+    (``TrackResult.to_dict``, every window's too with ``windows``), the model file and backend."""
+    return {"file": path, **result.to_dict(windows=windows), "model": model, "backend": backend}
+
+
+def listen_record(decision, device_rate: int, overflows: int, now: float) -> dict:
+    """``listen --json``'s object for one window: the decision (``Decision.to_dict``), the rate
+    the device was opened at, the input overflows so far and the wall-clock time (Unix seconds)."""
+    return {**decision.to_dict(), "device_rate": device_rate, "overflows": overflows,
+            "time": round(now, 3)}
+
+
 def json_line(obj: dict) -> str:
     """One compact JSON object on one line (NaN/inf become null)."""
     return json.dumps(_finite(obj), separators=(",", ":"), ensure_ascii=False)

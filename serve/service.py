@@ -1,4 +1,8 @@
-"""Classifying uploaded files for the web server: a small pool of classifiers and the JSON shapes.
+"""Classifying uploaded files for the web server: a small pool of classifiers and its answers.
+
+A track's and a window's decision have the one shape of every interface (``TrackResult.to_dict``,
+``Decision.to_dict``: ``genre``, ``confidence``, ``probabilities``; ``windows`` is the number of
+windows, ``window_decisions`` each one's decision).
 
 Interpreters are not thread-safe, so each ``Classifier`` (with its own loaded Runner) serves one
 request at a time; requests take one from the pool and wait while all are busy. Decoding happens
@@ -24,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_genre.edge.audio import decode
-from edge_genre.edge.classifier import Classifier, Decision, TrackResult
+from edge_genre.edge.classifier import Classifier, TrackResult
 from edge_genre.edge.track import silent_problem
 from edge_genre.errors import AudioError
 
@@ -91,36 +95,12 @@ def _r(x: float, digits: int = 4) -> float:
     return round(float(x), digits)
 
 
-def _probabilities(labels, probs) -> dict[str, float]:
-    return {label: _r(p) for label, p in zip(labels, probs)}
-
-
-def window_dict(d: Decision) -> dict:
-    """One window of a track: its span, its own decision and probabilities."""
-    return {"start": _r(d.start, 3), "end": _r(d.end, 3), "genre": d.label,
-            "confidence": _r(d.confidence), "silent": d.silent,
-            "probabilities": _probabilities(d.labels, d.probs)}
-
-
-def live_dict(d: Decision) -> dict:
-    """One live hop: the smoothed decision first (what the page shows), then this window's own."""
-    return {"window": d.index, "start": _r(d.start, 3), "end": _r(d.end, 3),
-            "genre": d.smoothed_label, "confidence": _r(d.smoothed_confidence),
-            "probabilities": _probabilities(d.labels, d.smoothed),
-            "window_genre": d.label, "window_confidence": _r(d.confidence),
-            "window_probabilities": _probabilities(d.labels, d.probs),
-            "silent": d.silent,
-            "level_dbfs": _r(d.level_dbfs, 1) if d.level_dbfs > float("-inf") else None,
-            "latency_ms": _r(d.latency_ms, 2)}
-
-
-def track_dict(result: TrackResult) -> dict:
-    """A whole track: the mean decision, every genre's probability (most likely first), windows."""
-    ranking = result.ranking()
-    return {"genre": result.label, "confidence": _r(result.confidence),
-            "probabilities": {label: _r(p) for label, p in ranking},
-            "windows": [window_dict(d) for d in result.decisions],
-            "duration": _r(result.duration, 3), "padded": result.padded}
+def track_response(name: str, result: TrackResult, model: dict, elapsed_ms: float) -> dict:
+    """``POST /api/classify``'s answer: the file's name, the track's decision and every window's
+    in the shape ``predict --json --windows`` gives (``TrackResult.to_dict``, without the CLI's
+    deprecated keys), the model (``model_dict``) and the time it took."""
+    return {"file": name, **result.to_dict(windows=True, deprecated_keys=False), "model": model,
+            "elapsed_ms": _r(elapsed_ms, 1)}
 
 
 def model_dict(clf: Classifier) -> dict:
@@ -196,5 +176,4 @@ class GenreService:
             if result.silent:
                 raise ClassifyError(422, f"{name}: {silent_problem(clf)}")
             elapsed_ms = (time.perf_counter() - t0) * 1e3
-        return {"file": name, **track_dict(result), "model": self.model,
-                "elapsed_ms": _r(elapsed_ms, 1)}
+        return track_response(name, result, self.model, elapsed_ms)

@@ -134,15 +134,17 @@ async function classify(file) {
   }
 }
 
+// A track and each of its windows: genre, confidence, probabilities (the track's are the mean
+// of its windows'); window_decisions lists the windows (windows is how many there are).
 function renderResult(result) {
   if (result.model && result.model.labels) labels = result.model.labels;
   $("result-file").textContent = `${result.file} · ${result.duration.toFixed(1)} s`;
   $("genre").textContent = result.genre;
   $("confidence").textContent = percent(result.confidence);
   renderBars($("bars"), result.probabilities);
-  $("timeline").replaceChildren(...result.windows.map(segment));
+  $("timeline").replaceChildren(...result.window_decisions.map(segment));
   $("timeline-end").textContent = `${result.duration.toFixed(0)} s`;
-  renderLegend($("legend"), result.windows);
+  renderLegend($("legend"), result.window_decisions);
   show($("result"), true);
 }
 
@@ -193,13 +195,16 @@ function startLive() {
       ? `Listening to ${s.device} (${s.device_rate} Hz) · first decision after ${s.window_seconds} s`
       : s.message;
   });
+  // Live mode shows the smoothed decision (smoothed_genre, ...); genre, confidence and
+  // probabilities are the last window's own.
   source.addEventListener("decision", (e) => {
     const d = JSON.parse(e.data);
-    history.push(d);
+    history.push({ start: d.start, end: d.end, silent: d.silent, genre: d.smoothed_genre,
+                   confidence: d.smoothed_confidence });
     if (history.length > LIVE_HISTORY) history.shift();
-    $("live-genre").textContent = d.genre;
-    $("live-confidence").textContent = d.silent ? "" : percent(d.confidence);
-    renderBars($("live-bars"), d.probabilities);
+    $("live-genre").textContent = d.smoothed_genre;
+    $("live-confidence").textContent = d.silent ? "" : percent(d.smoothed_confidence);
+    renderBars($("live-bars"), d.smoothed_probabilities);
     $("live-timeline").replaceChildren(...history.map(segment));
     $("live-meta").textContent = `window ${d.window} · ${d.start.toFixed(0)}–${d.end.toFixed(0)} s · ` +
       `level ${d.level_dbfs === null ? "silent" : d.level_dbfs + " dBFS"} · ${d.latency_ms} ms`;

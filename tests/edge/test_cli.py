@@ -75,10 +75,13 @@ def test_predict_json_walks_folders(fp32_onnx, tmp_path, capsys):
     records = [json.loads(line) for line in out]
     for r in records:
         assert r["backend"] == "onnxruntime"
-        assert set(r) >= {"file", "label", "confidence", "probs", "windows"}
-        assert r["label"] == max(r["probs"], key=r["probs"].get)
-        assert abs(sum(r["probs"].values()) - 1) < 1e-2
+        assert set(r) >= {"file", "genre", "confidence", "probabilities", "windows"}
+        assert r["genre"] == max(r["probabilities"], key=r["probabilities"].get)
+        assert r["confidence"] == r["probabilities"][r["genre"]]
+        assert abs(sum(r["probabilities"].values()) - 1) < 1e-2
         assert r["windows"] in (13, 14)  # about 30 s: 4 s windows every 2 s
+        # The deprecated names of the first release, still there for one release.
+        assert (r["label"], r["probs"]) == (r["genre"], r["probabilities"])
 
 
 def test_predict_json_error_objects(fp32_tflite, batch, capsys):

@@ -29,7 +29,7 @@ def test_whole_gtzan_mini_gives_161_rows_with_predicts_genres(gtzan_root, tmp_pa
     assert not [r for r in rows if r["error"]]
 
     assert main(["predict", "--json", str(gtzan_root)]) == 0
-    predicted = {os.path.abspath(d["file"]): d["label"]
+    predicted = {os.path.abspath(d["file"]): d["genre"]
                  for d in map(json.loads, capsys.readouterr().out.splitlines())}
     assert {r["path"]: r["genre"] for r in rows} == predicted
 

@@ -59,4 +59,4 @@ def test_json_line_is_one_line_and_finite():
     text = views.json_line(d)
     assert "\n" not in text
     back = json.loads(text)
-    assert back["label"] == "no music" and back["level_dbfs"] is None
+    assert back["genre"] == "no music" and back["level_dbfs"] is None

@@ -159,21 +159,31 @@ def virtual_mic(tmp_path_factory) -> VirtualMic:
     env.pop("PULSE_SINK", None)
     env.pop("PULSE_SOURCE", None)
     log = open(runtime / "pulseaudio.log", "w")
+    # The server's log (info level, on stderr) is copied to pulseaudio.log by a thread; its
+    # line "Daemon startup complete." (modules loaded, socket listening) is the event waited on.
     server = subprocess.Popen(
         ["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "--use-pid-file=no",
-         "--disallow-exit", f"--load=module-native-protocol-unix socket={socket} auth-anonymous=1",
+         "--disallow-exit", "--log-target=stderr", "--log-level=info",
+         f"--load=module-native-protocol-unix socket={socket} auth-anonymous=1",
          f"--load=module-null-sink sink_name={SINK} rate={SINK_RATE}"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    started, settled = threading.Event(), threading.Event()  # up; up or gone
+
+    def copy_log() -> None:
+        for line in server.stderr:
+            log.write(line)
+            log.flush()
+            if "Daemon startup complete" in line:
+                started.set()
+                settled.set()
+        settled.set()  # the server ended: nothing more to wait for
+
+    reader = threading.Thread(target=copy_log, daemon=True)
+    reader.start()
     try:
-        for _ in range(50):
-            if subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0:
-                break
-            if server.poll() is not None:
-                break
-            time.sleep(0.1)
-        else:
-            server.poll()
-        if server.poll() is not None:
+        settled.wait(timeout=60)  # a bound for a hung start, not a synchronisation
+        if not started.is_set() or server.poll() is not None:
             pytest.skip("pulseaudio did not start: "
                         + (runtime / "pulseaudio.log").read_text().strip()[-300:])
         subprocess.run(["pactl", "set-default-source", f"{SINK}.monitor"], env=env, check=True)
@@ -192,6 +202,7 @@ def virtual_mic(tmp_path_factory) -> VirtualMic:
                 server.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 server.kill()
+        reader.join(10)  # the log copied to its end before the file is closed
         log.close()
 
 

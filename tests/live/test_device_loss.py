@@ -48,7 +48,7 @@ def test_listen_reports_a_lost_device_and_resumes_when_it_returns(replug, live_m
         assert lost["event"] == "device_lost", lost
         assert time.monotonic() - t_unplug < LOST_WITHIN_S
         assert lost["device"] == "pulse" and "lost the capture device" in lost["message"]
-        time.sleep(OUTAGE_S)
+        time.sleep(OUTAGE_S)  # the outage itself: a scenario duration, not a synchronisation
         player.kill()
         player.wait()
         mic.plug()

@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -32,6 +33,42 @@ START_TIMEOUT = 90.0
 URL_LINE = re.compile(r"edge-genre serve: (http://\S+/)(?:\?token=(\S+))?")
 
 
+class LogFollower:
+    """Copies a process's output to a log file as it comes, line by line, and lets a test wait
+    for a line to appear (``wait_for``) instead of polling the file."""
+
+    def __init__(self, stream, log_path: Path):
+        self.text = ""
+        self.ended = False
+        self._changed = threading.Condition()
+        log = open(log_path, "w")  # here, not in the thread: the file exists once this returns
+        self._thread = threading.Thread(target=self._copy, args=(stream, log), daemon=True)
+        self._thread.start()
+
+    def _copy(self, stream, log) -> None:
+        with log:
+            for raw in stream:
+                line = raw.decode(errors="replace")
+                log.write(line)
+                log.flush()
+                with self._changed:
+                    self.text += line
+                    self._changed.notify_all()
+        with self._changed:
+            self.ended = True
+            self._changed.notify_all()
+
+    def wait_for(self, found, timeout: float) -> bool:
+        """Wait until ``found(text)`` holds for the output so far, the output ends or ``timeout``
+        seconds pass; whether it holds."""
+        with self._changed:
+            self._changed.wait_for(lambda: found(self.text) or self.ended, timeout)
+            return bool(found(self.text))
+
+    def join(self, timeout: float = 10.0) -> None:
+        self._thread.join(timeout)
+
+
 @dataclass
 class Server:
     process: subprocess.Popen
@@ -39,13 +76,19 @@ class Server:
     log_path: Path
     #: The access token the server printed (servers off loopback), else None.
     token: str | None = None
+    output: LogFollower | None = None
 
     @property
     def port(self) -> int:
         return int(self.url.rstrip("/").rsplit(":", 1)[1])
 
     def log(self) -> str:
+        """What the server printed so far (all of it once ``stop`` returned)."""
         return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 30.0) -> bool:
+        """Wait until the server has printed ``text`` (False after ``timeout`` seconds)."""
+        return self.output.wait_for(lambda printed: text in printed, timeout)
 
     def stop(self, timeout: float = 15.0) -> int:
         if self.process.poll() is None:
@@ -55,32 +98,42 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.output is not None:
+            self.output.join()  # the process has ended: the copy reaches the end of its output
         return self.process.returncode
 
 
 def start_server(model: Path, log_path: Path, *args: str, env: dict | None = None) -> Server:
-    """Start ``edge-genre serve --port 0`` and wait until it answers /api/model."""
-    log = open(log_path, "w")
+    """Start ``edge-genre serve --port 0``, wait for the line with its address and return once it
+    answers /api/model.
+
+    The address is printed after the socket listens, so the first request waits in the socket's
+    backlog until the server runs: no retrying, no polling."""
     cmd = [sys.executable, "-m", "edge_genre", "serve", "--port", "0", "--model", str(model), *args]
-    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                env={**os.environ, **(env or {}), "TF_CPP_MIN_LOG_LEVEL": "2"})
-    log.close()
-    deadline = time.monotonic() + START_TIMEOUT
-    url = None
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"serve exited with {process.returncode}:\n{log_path.read_text()}")
-        found = URL_LINE.search(log_path.read_text(errors="replace"))
-        if found:
-            url, token = found.group(1), found.group(2)
-            try:
-                get_json(url + "api/model", timeout=5, token=token)
-                return Server(process, url, log_path, token)
-            except (urllib.error.URLError, ConnectionError):
-                pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"serve did not start within {START_TIMEOUT:g} s:\n{log_path.read_text()}")
+    output = LogFollower(process.stdout, log_path)
+    t0 = time.monotonic()
+    if not output.wait_for(lambda text: URL_LINE.search(text) is not None, START_TIMEOUT):
+        if output.ended:  # it exited without serving
+            process.wait()
+            output.join()
+            raise RuntimeError(f"serve exited with {process.returncode}:\n{output.text}")
+        process.kill()
+        process.wait()
+        raise RuntimeError(f"serve did not start within {START_TIMEOUT:g} s:\n{output.text}")
+    found = URL_LINE.search(output.text)
+    url, token = found.group(1), found.group(2)
+    try:
+        get_json(url + "api/model", timeout=max(5.0, START_TIMEOUT - (time.monotonic() - t0)),
+                 token=token)
+    except (urllib.error.URLError, ConnectionError) as exc:
+        process.kill()
+        process.wait()
+        output.join()
+        raise RuntimeError(f"serve printed its address but did not answer ({exc}):\n"
+                           f"{output.text}") from None
+    return Server(process, url, log_path, token, output)
 
 
 @pytest.fixture(scope="module")

@@ -65,7 +65,7 @@ def test_memory_returns_to_baseline_after_a_ten_minute_upload(default_model, tmp
             status, body = post_file(srv.url + "api/classify", "ten-minutes.wav", data, timeout=300)
             assert status == 200, body
             assert body["duration"] == pytest.approx(590.0, abs=0.1)
-            assert len(body["windows"]) == 294
+            assert body["windows"] == len(body["window_decisions"]) == 294
             after = settled_rss(srv.process.pid, below=baseline + MARGIN_MB)
             print(f"RSS baseline {baseline:.0f} MB, after 10-minute upload #{attempt + 1}: "
                   f"{after:.0f} MB")

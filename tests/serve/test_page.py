@@ -90,8 +90,9 @@ def test_upload_shows_genre_bars_and_timeline(browser, server, tmp_path):
     assert bars[0].get_attribute("data-genre") == expected["genre"]
 
     segments = browser.find_elements(By.CSS_SELECTOR, "#timeline .seg")
-    assert len(segments) == len(expected["windows"]) == 14
-    assert [s.get_attribute("data-genre") for s in segments] == [w["genre"] for w in expected["windows"]]
+    assert len(segments) == len(expected["window_decisions"]) == 14
+    assert [s.get_attribute("data-genre") for s in segments] == \
+        [w["genre"] for w in expected["window_decisions"]]
     # Nothing wider than the phone screen.
     assert browser.execute_script("return window.innerWidth") == PHONE_WIDTH
     assert browser.execute_script("return document.documentElement.scrollWidth") <= PHONE_WIDTH

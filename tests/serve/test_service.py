@@ -22,7 +22,8 @@ def test_pool_of_two_gives_the_same_answers_as_one(default_model):
     for a, b in zip(expected, got):
         assert a["genre"] == b["genre"]
         assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-4)
-        assert [w["genre"] for w in a["windows"]] == [w["genre"] for w in b["windows"]]
+        assert [w["genre"] for w in a["window_decisions"]] == \
+            [w["genre"] for w in b["window_decisions"]]
 
 
 def test_limits_and_errors_carry_their_status(default_model):
