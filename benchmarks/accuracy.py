@@ -13,8 +13,7 @@ The bench never quotes a score on tracks a model trained on. In order of prefere
 
 YAMNet zero-shot trained on none of the excerpts, so it is scored on all of them
 (``all_tracks``). A track's prediction is the mean of its windows' probabilities (as
-``predict`` does), so the figure is track accuracy; window ("chunk") accuracy is recorded beside
-it.
+``predict`` does), so the figure is track accuracy; window accuracy is recorded beside it.
 """
 from __future__ import annotations
 
@@ -31,7 +30,7 @@ from edge_genre.edge.windowing import cut_windows, track_probabilities
 from edge_genre.errors import DataError, ModelError
 from edge_genre.export.pipeline import CV_KEY  # the card key export --cv-record writes
 from edge_genre.train.data import Dataset, Track, discover
-from edge_genre.train.features import Windows, load_windows, settings_key
+from edge_genre.train.features import LabelledWindows, load_windows, settings_key
 from edge_genre.train.run_dir import RECORD_FILE, RunRecord, RunSplit, read_record
 from edge_genre.train.splits import track_split
 
@@ -220,16 +219,16 @@ def plan(model_path, card: ModelCard, dataset: Dataset, trained: bool = True, ru
     return Plan(held=held, note=None if held is not None else why)
 
 
-class WindowCache:
+class HeldOutWindowCache:
     """What a model takes for each window of held-out tracks, computed once per front-end +
     window settings: features (``load_windows``), or for a waveform-in file (its front-end in
     its graph) the windows' samples at the card's rate, cut by the same rule."""
 
     def __init__(self, cache_dir: str | Path | None = None):
         self.cache_dir = cache_dir
-        self._memo: dict[tuple, Windows] = {}
+        self._memo: dict[tuple, LabelledWindows] = {}
 
-    def windows(self, tracks: list[Track], card: ModelCard) -> Windows:
+    def windows(self, tracks: list[Track], card: ModelCard) -> LabelledWindows:
         waveform = is_waveform(card)
         key = (settings_key(card.frontend, card.window), waveform,
                tuple(t.track_id for t in tracks))
@@ -240,7 +239,7 @@ class WindowCache:
         return self._memo[key]
 
 
-def _audio_windows(tracks: list[Track], card: ModelCard) -> Windows:
+def _audio_windows(tracks: list[Track], card: ModelCard) -> LabelledWindows:
     """``load_windows`` for a waveform-in file: each window's samples (``cut_windows``, the
     training rule) instead of its features; an unreadable track is skipped with a warning."""
     from edge_genre.edge.audio import load
@@ -263,12 +262,13 @@ def _audio_windows(tracks: list[Track], card: ModelCard) -> Windows:
         xs.append(cut)
     if not xs:
         n = card.window.window_samples(card.frontend)
-        return Windows(np.zeros((0, n), np.float32), np.zeros(0, int), np.zeros(0, int), [],
-                       skipped)
-    return Windows(np.concatenate(xs), np.concatenate(ys), np.concatenate(owners), kept, skipped)
+        return LabelledWindows(np.zeros((0, n), np.float32), np.zeros(0, int), np.zeros(0, int),
+                               [], skipped)
+    return LabelledWindows(np.concatenate(xs), np.concatenate(ys), np.concatenate(owners), kept,
+                           skipped)
 
 
-def evaluate(runner, held: HeldOut, cache: WindowCache, batch: int = 32) -> dict:
+def evaluate(runner, held: HeldOut, cache: HeldOutWindowCache, batch: int = 32) -> dict:
     """Track and window accuracy of a loaded Runner on ``held``'s tracks."""
     card = runner.card
     label_of = {name: i for i, name in enumerate(card.labels)}

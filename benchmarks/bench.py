@@ -33,7 +33,10 @@ from edge_genre.errors import BackendError, EdgeGenreError, ModelError
 
 log = logging.getLogger("edge_genre")
 
-SCHEMA = "edge-genre-bench/1"
+#: /2: the files under test have role "tested" (was "edge") and the ratio keys say "tested".
+SCHEMA = "edge-genre-bench/2"
+#: ``ModelEntry.role``: the files under test, and the paper preset's files as a peer.
+TESTED_ROLE, PAPER_ROLE = "tested", "paper"
 REPO_PARENT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO_PARENT / "shared" / "data" / "gtzan-mini" / "genres"
 DEFAULT_YAMNET = REPO_PARENT / "shared" / "peers" / "yamnet" / "yamnet.tflite"
@@ -92,7 +95,7 @@ class BenchConfig:
 @dataclass
 class ModelEntry:
     path: Path
-    role: str  # "edge" (the files under test) or "paper" (peer)
+    role: str  # TESTED_ROLE (the files under test) or PAPER_ROLE (peer)
     trained: bool = True
     note: str = ""
     run_dir: Path | None = None
@@ -160,7 +163,7 @@ def run_bench(cfg: BenchConfig, argv: list[str] | None = None, say=_say) -> dict
     say(f"tracks from {cfg.data}")
     default_held = accuracy.default_held_out(cfg.data)  # audio for timing, not for accuracy
     dataset = default_held.dataset
-    windows = accuracy.WindowCache(cfg.cache_dir)
+    windows = accuracy.HeldOutWindowCache(cfg.cache_dir)
     predict_audio = default_held.tracks[0].path
 
     frontends: dict[str, dict] = {}
@@ -234,13 +237,13 @@ def _model_entries(cfg: BenchConfig, say, notes: list[str]) -> list[ModelEntry]:
         for p in cfg.models:
             if not Path(p).is_file():
                 raise ModelError(f"{p}: no such model file")
-            entries.append(ModelEntry(Path(p), "edge"))
+            entries.append(ModelEntry(Path(p), TESTED_ROLE))
     else:
         from edge_genre.defaults import shipped_models
         shipped = shipped_models()
         if not shipped:
             raise ModelError("no shipped default model in this install; pass --models FILE...")
-        entries += [ModelEntry(p, "edge") for p in shipped]
+        entries += [ModelEntry(p, TESTED_ROLE) for p in shipped]
     if cfg.paper:
         from edge_genre.benchmarks.peers import paper_peer
         say("paper peer files")
@@ -250,7 +253,7 @@ def _model_entries(cfg: BenchConfig, say, notes: list[str]) -> list[ModelEntry]:
             notes.append(f"paper peer skipped: exporting it needs the train/export extras ({exc})")
         else:
             for (q, f), p in peer.files.items():
-                entries.append(ModelEntry(p, "paper", peer.trained, peer.note, peer.run_dir))
+                entries.append(ModelEntry(p, PAPER_ROLE, peer.trained, peer.note, peer.run_dir))
     return entries
 
 
@@ -298,7 +301,7 @@ def _measure_file(entry: ModelEntry, cfg: BenchConfig, available, threads, timin
         del runner
     # Peers get one cold start each: they are there for scale, and a paper-model predict of a
     # whole track takes seconds.
-    repeats = cfg.coldstart_repeats if entry.role == "edge" else min(1, cfg.coldstart_repeats)
+    repeats = cfg.coldstart_repeats if entry.role == TESTED_ROLE else min(1, cfg.coldstart_repeats)
     if repeats:
         say(f"{path.name}: cold start of predict x{repeats}")
         cs = coldstart.measure(coldstart.predict_command(predict_audio, path), repeats)
@@ -384,18 +387,18 @@ def _ratio(a, b) -> float | None:
 
 
 def ratios(record: dict) -> dict:
-    """Headline ratios from one run (larger = the edge model / streaming front-end wins)."""
+    """Headline ratios from one run (larger = the tested model / streaming front-end wins)."""
     models = record["models"]
-    edge = _pick(models, "edge", "int8") or next((m for m in models if m["role"] == "edge"
-                                                  and m.get("latency")), None)
-    paper = _pick(models, "paper", "int8")
-    out: dict = {"edge_file": edge["name"] if edge else None,
+    tested = _pick(models, TESTED_ROLE, "int8") or next(
+        (m for m in models if m["role"] == TESTED_ROLE and m.get("latency")), None)
+    paper = _pick(models, PAPER_ROLE, "int8")
+    out: dict = {"tested_file": tested["name"] if tested else None,
                  "paper_file": paper["name"] if paper else None}
-    backend = edge["latency"][0]["backend"] if edge else None
-    edge_1t = _median(edge, backend, 1)
+    backend = tested["latency"][0]["backend"] if tested else None
+    tested_1t = _median(tested, backend, 1)
     paper_1t = _median(paper, backend, 1) if paper else None
-    out["paper_int8_over_edge_int8_latency_1thread"] = _ratio(paper_1t, edge_1t)
-    fe_key = edge.get("frontend") if edge else None
+    out["paper_int8_over_tested_int8_latency_1thread"] = _ratio(paper_1t, tested_1t)
+    fe_key = tested.get("frontend") if tested else None
     fe = next((f for f in record["frontends"] if f["key"] == fe_key), None)
     if fe:
         per_hop = fe["per_hop_ms"]
@@ -409,17 +412,17 @@ def ratios(record: dict) -> dict:
     yam = record.get("yamnet") or {}
     yam_1t = next((r["per_window_ms"]["median_ms"] for r in yam.get("latency", [])
                    if r["threads"] == 1), None)
-    out["yamnet_over_edge_model_latency_1thread"] = _ratio(yam_1t, edge_1t)
-    if edge and edge.get("frontend_in_graph"):
+    out["yamnet_over_tested_model_latency_1thread"] = _ratio(yam_1t, tested_1t)
+    if tested and tested.get("frontend_in_graph"):
         # A waveform-in file's model latency already holds its front-end.
-        out["edge_frontend_in_graph"] = True
-        out["yamnet_over_edge_frontend_plus_model_1thread"] = _ratio(yam_1t, edge_1t)
-    elif fe and edge_1t:
-        # YAMNet's file computes its own log-mel: compare with the edge model plus its front-end.
-        total = edge_1t + fe["per_hop_ms"]["scratch"]["median_ms"]
-        out["yamnet_over_edge_frontend_plus_model_1thread"] = _ratio(yam_1t, total)
-    if (edge and paper and edge.get("accuracy") and paper.get("accuracy")
-            and edge["accuracy"].get("source") == paper["accuracy"].get("source")):
-        out["track_accuracy_edge_minus_paper"] = round(
-            edge["accuracy"]["track_accuracy"] - paper["accuracy"]["track_accuracy"], 4)
+        out["tested_frontend_in_graph"] = True
+        out["yamnet_over_tested_frontend_plus_model_1thread"] = _ratio(yam_1t, tested_1t)
+    elif fe and tested_1t:
+        # YAMNet's file computes its own log-mel: compare with the tested model plus its front-end.
+        total = tested_1t + fe["per_hop_ms"]["scratch"]["median_ms"]
+        out["yamnet_over_tested_frontend_plus_model_1thread"] = _ratio(yam_1t, total)
+    if (tested and paper and tested.get("accuracy") and paper.get("accuracy")
+            and tested["accuracy"].get("source") == paper["accuracy"].get("source")):
+        out["track_accuracy_tested_minus_paper"] = round(
+            tested["accuracy"]["track_accuracy"] - paper["accuracy"]["track_accuracy"], 4)
     return out

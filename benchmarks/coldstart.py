@@ -96,9 +96,9 @@ def _read_all(proc: subprocess.Popen, timeout: float, hwm: list[int]) -> tuple[b
             raise subprocess.TimeoutExpired(proc.args, timeout)
         hwm[0] = max(hwm[0], status_kib(proc.pid, "VmHWM") or 0)  # 0: exited, no /proc
         for key, _ in sel.select(min(left, POLL_SECONDS)):
-            chunk = os.read(key.fileobj.fileno(), 65536)
-            if chunk:
-                bufs[key.fileobj] += chunk
+            data = os.read(key.fileobj.fileno(), 65536)
+            if data:
+                bufs[key.fileobj] += data
             else:
                 sel.unregister(key.fileobj)
     for f in bufs:

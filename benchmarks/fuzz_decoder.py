@@ -126,7 +126,7 @@ def make_case(sources: list[tuple[str, bytes]], seed: int,
             for _ in range(int(rng.integers(1, 17))):
                 i = int(rng.integers(0, len(b)))
                 b[i] ^= 1 << int(rng.integers(0, 8))
-        elif op == "chunk":  # a chunk with a lying size, inserted among the real ones
+        elif op == "chunk":  # a RIFF chunk with a lying size, inserted among the real ones
             cid = CHUNK_IDS[int(rng.integers(len(CHUNK_IDS)))]
             size = EXTREMES[int(rng.integers(len(EXTREMES)))] & 0xFFFFFFFF
             body = bytes(rng.integers(0, 256, int(rng.integers(0, 40)), dtype=np.uint8))
@@ -283,7 +283,7 @@ def worker(args) -> int:
                 finally:
                     os._exit(0)
             os.close(w)
-            chunks, killed = [], False
+            pieces, killed = [], False
             deadline = t0 + args.timeout
             while True:
                 left = deadline - time.perf_counter()
@@ -293,18 +293,18 @@ def worker(args) -> int:
                     break
                 ready, _, _ = select.select([r], [], [], left)
                 if ready:
-                    chunk = os.read(r, 1 << 16)
-                    if not chunk:
+                    piece = os.read(r, 1 << 16)
+                    if not piece:
                         break
-                    chunks.append(chunk)
+                    pieces.append(piece)
             os.close(r)
             _, status, usage = os.wait4(pid, 0)
             seconds = time.perf_counter() - t0
             path.unlink()
             if killed:
                 result = {"outcome": "hang", "detail": f"killed after {args.timeout:g} s"}
-            elif chunks:
-                result = json.loads(b"".join(chunks))
+            elif pieces:
+                result = json.loads(b"".join(pieces))
             elif os.WIFSIGNALED(status):
                 result = {"outcome": "crash",
                           "detail": f"killed by {signal.Signals(os.WTERMSIG(status)).name}"}

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from edge_genre.benchmarks import machine as machine_mod
+from edge_genre.benchmarks.bench import TESTED_ROLE
 
 JSON_FILE, MD_FILE, PNG_FILE = "bench.json", "bench.md", "bench.png"
 
@@ -139,7 +140,7 @@ def markdown(record: dict) -> str:
                 cells.append(_lat(row) if row else "–")
             stream = next((s for s in m.get("streaming", []) if s["backend"] == backend), None)
             cs = m.get("cold_start") or {}
-            name = m["name"] + ("" if m["role"] == "edge" else f" ({m['role']} peer)")
+            name = m["name"] + ("" if m["role"] == TESTED_ROLE else f" ({m['role']} peer)")
             if m.get("frontend_in_graph"):
                 name += " (front-end in-graph)"
             lines.append(
@@ -191,22 +192,23 @@ def markdown(record: dict) -> str:
         lines += ["", "librosa peer: " + notes[0] + "."]
 
     r = record["ratios"]
-    lines += ["", "## Headline ratios (same run; > 1 means the edge side is faster)", ""]
+    lines += ["", "## Headline ratios (same run; > 1 means the tested file is faster)", ""]
     for key, label in (
-            ("paper_int8_over_edge_int8_latency_1thread",
-             f"paper int8 / edge int8 per-window latency, 1 thread ({r.get('paper_file')} vs "
-             f"{r.get('edge_file')})"),
-            ("yamnet_over_edge_model_latency_1thread",
-             "YAMNet per 4 s / edge model per window, 1 thread"),
-            ("yamnet_over_edge_frontend_plus_model_1thread",
-             "YAMNet per 4 s (includes its front-end) / edge model with its front-end in-graph, "
-             "1 thread" if r.get("edge_frontend_in_graph") else
-             "YAMNet per 4 s (includes its front-end) / edge front-end from scratch + model, "
-             "1 thread"),
+            ("paper_int8_over_tested_int8_latency_1thread",
+             f"paper int8 / tested int8 per-window latency, 1 thread ({r.get('paper_file')} vs "
+             f"{r.get('tested_file')})"),
+            ("yamnet_over_tested_model_latency_1thread",
+             "YAMNet per 4 s / tested model per window, 1 thread"),
+            ("yamnet_over_tested_frontend_plus_model_1thread",
+             "YAMNet per 4 s (includes its front-end) / tested model with its front-end in-graph, "
+             "1 thread" if r.get("tested_frontend_in_graph") else
+             "YAMNet per 4 s (includes its front-end) / tested model's front-end from scratch + "
+             "model, 1 thread"),
             ("librosa_over_streaming_frontend", "librosa log-mel / streaming front-end, per hop"),
             ("librosa_over_scratch_logmel", "librosa log-mel / our log-mel from scratch, per window"),
             ("scratch_over_streaming_frontend", "from-scratch / streaming front-end, per hop"),
-            ("track_accuracy_edge_minus_paper", "track accuracy, edge minus paper (points x 0.01)")):
+            ("track_accuracy_tested_minus_paper",
+             "track accuracy, tested minus paper (points x 0.01)")):
         if r.get(key) is not None:
             lines.append(f"- {label}: **{_f(r[key], 2)}**")
 
@@ -292,7 +294,7 @@ def plot_points(record: dict) -> tuple[list[dict], list[str]]:
             continue
         source = acc.get("source") or "held-out"
         err = acc.get("track_accuracy_std") if source == "card cv" else None
-        peer = "" if m["role"] == "edge" else f" ({m['role']} peer)"
+        peer = "" if m["role"] == TESTED_ROLE else f" ({m['role']} peer)"
         points.append({"label": f"{m['name']}{peer} [{row['backend']}]: {_short_acc(acc)}",
                        "x": row["per_window_ms"]["median_ms"],
                        "y": 100 * acc["track_accuracy"],

@@ -52,13 +52,13 @@ def _pipeline(runner):
     if Classifier is not None:
         clf = Classifier(runner)
         rate = card.frontend.sample_rate
-        return (lambda chunk: clf.push(chunk, rate)), "edge.classifier.Classifier.push"
+        return (lambda block: clf.push(block, rate)), "edge.classifier.Classifier.push"
     fr = card.frontend
     stream = StreamingFrontend(fr, card.window.window_samples(fr), card.window.hop_samples(fr))
 
-    def push(chunk):
+    def push(block):
         out = []
-        for x in stream.push(chunk):
+        for x in stream.push(block):
             probs = runner.predict(x[None])[0]
             out.append((int(np.argmax(probs)), float(np.max(probs))))
         return out

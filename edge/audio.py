@@ -10,8 +10,8 @@ exception escapes ``decode`` for any bytes (a seeded header-fuzz test holds it t
 Hostile headers are bounded: sample rates outside 1 kHz to 384 kHz (``resample.MIN_RATE`` and
 ``MAX_RATE``) and more than ``MAX_CHANNELS`` channels are refused, sample formats other than
 8/16/24/32-bit PCM, 32/64-bit float and G.711 are refused, and what a decoder allocates follows
-the bytes actually present (a chunk size or frame count in a header is never trusted): at most
-a few times the file's size for the native formats; formats read through ``soundfile`` are
+the bytes actually present (a RIFF chunk size or frame count in a header is never trusted): at
+most a few times the file's size for the native formats; formats read through ``soundfile`` are
 read block by block rather than into an array sized by the header.
 
 Samples outside [-1, 1] (float files can hold any value, 1e30 or inf) are clipped to it and
@@ -177,14 +177,14 @@ def _wav_layout(read: Callable[[int, int], bytes], size: int) -> _Layout:
     while pos + 8 <= size:
         header = read(pos, 8)
         cid = header[:4]
-        chunk = struct.unpack(e + "I", header[4:8])[0]
-        present = min(chunk, size - pos - 8)  # a truncated file keeps what is there
+        claimed = struct.unpack(e + "I", header[4:8])[0]
+        present = min(claimed, size - pos - 8)  # a truncated file keeps what is there
         if cid == b"fmt ":
             fmt, fmt_len = read(pos + 8, min(present, 64)), present
         elif cid == b"data":
             payload = (pos + 8, present)
             break
-        pos += 8 + chunk + (chunk & 1)
+        pos += 8 + claimed + (claimed & 1)
     if fmt is None or fmt_len < 16:
         raise ValueError("WAV file has no format chunk")
     if payload is None:

@@ -1,6 +1,6 @@
 """Genre decisions from audio: a streaming ``Classifier`` that ``predict`` and ``listen`` share.
 
-``Classifier.push(samples, sample_rate)`` takes audio in any chunk size at any rate (resampled
+``Classifier.push(samples, sample_rate)`` takes audio in blocks of any size at any rate (resampled
 to the model's rate with a streaming ``Resampler``), cuts it into the card's windows (4 s every
 2 s by default) with a ``StreamingFrontend`` that computes each STFT frame once, runs the model,
 and returns one ``Decision`` per completed window. ``Classifier.classify(y, sample_rate)`` does a
@@ -402,8 +402,8 @@ class Classifier:
                         - self._stream.samples_seen)
             take = len(y) if next_end <= 0 else min(len(y), next_end)
             t0 = time.perf_counter()
-            chunk, y = y[:take], y[take:]
-            for window, x in self._stream.push_windows(chunk):
+            block, y = y[:take], y[take:]
+            for window, x in self._stream.push_windows(block):
                 out.append(self._decide_window(x, window, t0))
                 t0 = time.perf_counter()
         return out

@@ -30,7 +30,7 @@ class FrontendConfig:
     win_length : analysis window length (<= n_fft), zero-padded to n_fft in the centre.
     hop_length : samples between frames.
     n_mels : mel bands.
-    fmin, fmax : band edges in Hz; ``fmax=None`` means sample_rate / 2.
+    fmin, fmax : the band's limits in Hz; ``fmax=None`` means sample_rate / 2.
     power : 2.0 for a power spectrogram, 1.0 for magnitude.
     mel_scale : "slaney" (librosa's default) or "htk".
     mel_norm : "slaney" (area normalisation, librosa's default) or None.
@@ -126,10 +126,10 @@ class WindowConfig:
     """How a stream is cut into model windows.
 
     ``hop_seconds`` is rounded to a whole number of STFT hops (see ``hop_samples``) so that a
-    streaming front-end can reuse the frames two windows share, and training chunks the same way.
+    streaming front-end can reuse the frames two windows share, and training cuts the same way.
     A track's last partial window is dropped; a track shorter than one window is zero-padded to one
     window when it holds at least ``min_fill`` of it, and refused otherwise. The rule itself is
-    ``edge.windowing`` (``window_starts``, ``cut_windows``), which every room calls.
+    ``edge.windowing`` (``window_starts``, ``cut_windows``), which every package calls.
     """
 
     seconds: float = 4.0

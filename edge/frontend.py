@@ -236,7 +236,7 @@ def _check_cut(window_samples: int, hop_samples: int) -> None:
 
 
 def _samples_capacity(window_samples: int, hop_samples: int) -> int:
-    """Samples a stream's ring holds: a window, and room for a hop or a window more, whichever
+    """Samples a stream's ring holds: a window, and space for a hop or a window more, whichever
     is longer (so a piece of a push is never shorter than that)."""
     return window_samples + max(window_samples, hop_samples)
 
@@ -286,7 +286,7 @@ class StreamingWindows:
         pos = 0
         while pos < len(samples):
             # Every sample from the next window's start on is still needed; the rest of the
-            # ring is room for this piece (less than a window is kept, so the room is at least
+            # ring is space for this piece (less than a window is kept, so the space is at least
             # max(window, hop)).
             kept = max(0, self.samples_seen - self._next_window)
             piece = samples[pos:pos + self._capacity - kept]
@@ -318,7 +318,7 @@ class StreamingFrontend(StreamingWindows):
     the same for every window it lies wholly inside (not in a window's centre padding). Each
     push computes the mel columns of the frames its new samples complete, once, into a
     preallocated ``MirroredRing`` of columns; a window is assembled from its stored columns plus
-    the few padded edge frames of a centred front-end, which depend on where the window starts.
+    the few padded boundary frames of a centred front-end, which depend on where the window starts.
     With a 4 s window and a 2 s hop, a hop computes about half a window of frames. The log,
     resize and normalisation (``finish``) still run once per window, on the whole window.
 
@@ -345,7 +345,7 @@ class StreamingFrontend(StreamingWindows):
             self._k_lo = self._k_hi = 0
         self._frames_per_hop = hop_samples // cfg.hop_length
         k = np.arange(len(self._rel_starts))
-        self._edge_k = k[(k < self._k_lo) | (k >= self._k_hi)]  # computed per window
+        self._boundary_k = k[(k < self._k_lo) | (k >= self._k_hi)]  # computed per window
         # Columns of every frame whose samples the sample ring holds, and two to spare.
         self._columns_capacity = (_samples_capacity(window_samples, hop_samples)
                                   // cfg.hop_length + 2)
@@ -397,7 +397,7 @@ class StreamingFrontend(StreamingWindows):
 
     # -------------------------------------------------------------- a window, per hop
 
-    def _edge_frames(self, window: np.ndarray, ks: np.ndarray) -> np.ndarray:
+    def _boundary_frames(self, window: np.ndarray, ks: np.ndarray) -> np.ndarray:
         """Frames ``ks`` of ``window`` zero-padded as ``power_spectrogram`` pads it, built from
         a segment just long enough for them (frames near one end only, or all of them)."""
         n_fft = self.cfg.n_fft
@@ -417,10 +417,10 @@ class StreamingFrontend(StreamingWindows):
             if self._prev_shared_end is not None:
                 self.frames_reused += max(0, self._prev_shared_end - q0)
             self._prev_shared_end = q0 + self._k_hi - self._k_lo
-        edges = self._edge_k
-        if len(edges):
-            left, right = edges[edges < self._k_lo], edges[edges >= self._k_hi]
-            frames = [self._edge_frames(window, ks) for ks in (left, right) if len(ks)]
-            columns[edges] = self._mel_columns(np.concatenate(frames))
-            self.frames_computed += len(edges)
+        boundary = self._boundary_k
+        if len(boundary):
+            left, right = boundary[boundary < self._k_lo], boundary[boundary >= self._k_hi]
+            frames = [self._boundary_frames(window, ks) for ks in (left, right) if len(ks)]
+            columns[boundary] = self._mel_columns(np.concatenate(frames))
+            self.frames_computed += len(boundary)
         return finish(columns.T, self.cfg)

@@ -1,7 +1,7 @@
 """Sample-rate conversion in numpy: a polyphase windowed-sinc resampler that also streams.
 
 Microphones often open only at 44.1 or 48 kHz, and datasets come at any rate; the model wants
-its own. ``Resampler`` converts chunk by chunk with carried state, so a stream resampled in pieces
+its own. ``Resampler`` converts block by block with carried state, so a stream resampled in pieces
 equals the whole signal resampled at once (the streaming front-end relies on that), and
 ``resample`` does a whole signal.
 
@@ -134,7 +134,7 @@ class Resampler:
     """Streaming rate converter from ``in_rate`` to ``out_rate`` (integers from ``MIN_RATE`` to
     ``MAX_RATE``).
 
-    ``process(chunk)`` returns the outputs that the input so far determines; ``flush()`` returns
+    ``process(block)`` returns the outputs that the input so far determines; ``flush()`` returns
     the rest as if zeros followed. Output n sits at input time ``n * down / up``: no delay.
     ``up / down`` is ``out_rate / in_rate``, exactly unless a factor would exceed ``MAX_FACTOR``
     (then ``rate_error``, the relative error of the output rate, is below 0.01 %).
@@ -162,13 +162,13 @@ class Resampler:
         self._n_out = 0
         self._n_in = 0
 
-    def process(self, chunk: np.ndarray) -> np.ndarray:
-        chunk = np.asarray(chunk, dtype=np.float64).reshape(-1)
+    def process(self, block: np.ndarray) -> np.ndarray:
+        block = np.asarray(block, dtype=np.float64).reshape(-1)
         if self.identity:
-            self._n_in += len(chunk)
-            return chunk.astype(np.float32)
-        self._buf = np.concatenate([self._buf, chunk])
-        self._n_in += len(chunk)
+            self._n_in += len(block)
+            return block.astype(np.float32)
+        self._buf = np.concatenate([self._buf, block])
+        self._n_in += len(block)
         return self._emit(self._n_in)
 
     def flush(self) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The ``edge-genre`` command. Each room registers its own subcommands from a light ``cli``
+"""The ``edge-genre`` command. Each package registers its own subcommands from a light ``cli``
 module (argparse only at import); heavy imports happen inside the command that needs them, so
 ``edge-genre predict`` never loads TensorFlow."""
 from __future__ import annotations
@@ -11,8 +11,8 @@ import sys
 from edge_genre import __version__
 from edge_genre.errors import EdgeGenreError
 
-# Module that registers each room's subcommands: one line per room.
-ROOMS = (
+# Module that registers each package's subcommands: one line per package.
+PACKAGES = (
     "edge_genre.edge.cli",        # predict, listen
     "edge_genre.train.cli",       # train, evaluate, summary
     "edge_genre.export.cli",      # export
@@ -28,11 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edge-genre {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in ROOMS:
+    for name in PACKAGES:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name == name:  # a room that is not part of this install
+            if exc.name == name:  # a package that is not part of this install
                 continue
             raise
         module.register(sub)

@@ -19,14 +19,15 @@ import numpy as np
 from edge_genre.edge.config import ModelCard
 from edge_genre.errors import DataError
 from edge_genre.train.data import Track, discover
-from edge_genre.train.features import Windows, load_windows
+from edge_genre.train.features import LabelledWindows, load_windows
 
 log = logging.getLogger("edge_genre")
 
 
 @dataclass
-class WindowSet:
-    """Normalised model inputs with their labels and owning tracks, and where they came from."""
+class ExportWindows:
+    """What export feeds a model file: a representative (calibration) draw or a check set of
+    normalised model inputs, with their labels, owning tracks and where they came from."""
 
     x: np.ndarray  # (n, H, W, 1) float32, normalised
     y: np.ndarray  # (n,) label index
@@ -59,7 +60,7 @@ def find_tracks(data_dir: Path, track_ids: list[str], card: ModelCard) -> list[T
 
 
 def load_set(tracks: list[Track], card: ModelCard, cache_dir: str | Path | None,
-             what: str) -> tuple[Windows, np.ndarray]:
+             what: str) -> tuple[LabelledWindows, np.ndarray]:
     """Windows of ``tracks`` and their normalised inputs; DataError when none can be read."""
     if not tracks:
         raise DataError(f"the {what} set is empty: none of its tracks were found (check --data)")
@@ -71,16 +72,17 @@ def load_set(tracks: list[Track], card: ModelCard, cache_dir: str | Path | None,
 
 
 def held_out_set(track_ids: list[str], data_dir: Path, card: ModelCard,
-                 cache_dir: str | Path | None = None) -> WindowSet:
+                 cache_dir: str | Path | None = None) -> ExportWindows:
     """Every window of the run's held-out (test) tracks."""
     windows, x = load_set(find_tracks(data_dir, track_ids, card), card, cache_dir, "held-out")
-    return WindowSet(x, windows.y, windows.track, [t.track_id for t in windows.tracks],
-                     {"part": "test", "data_dir": str(data_dir), "tracks": len(windows.tracks),
-                      "windows": len(windows), "skipped": [str(p) for p, _ in windows.skipped]})
+    return ExportWindows(x, windows.y, windows.track, [t.track_id for t in windows.tracks],
+                         {"part": "test", "data_dir": str(data_dir), "tracks": len(windows.tracks),
+                          "windows": len(windows),
+                          "skipped": [str(p) for p, _ in windows.skipped]})
 
 
 def calibration_set(track_ids: list[str], data_dir: Path, card: ModelCard, n_windows: int,
-                    seed: int = 0, cache_dir: str | Path | None = None) -> WindowSet:
+                    seed: int = 0, cache_dir: str | Path | None = None) -> ExportWindows:
     """Up to ``n_windows`` training windows drawn at random (``seed``) over all training tracks,
     so every genre's activation ranges are seen."""
     windows, x = load_set(find_tracks(data_dir, track_ids, card), card, cache_dir,
@@ -90,17 +92,18 @@ def calibration_set(track_ids: list[str], data_dir: Path, card: ModelCard, n_win
     return _draw(windows, x, n_windows, seed, {"part": "train", "data_dir": str(data_dir)})
 
 
-def _draw(windows: Windows, x: np.ndarray, n_windows: int, seed: int, source: dict) -> WindowSet:
+def _draw(windows: LabelledWindows, x: np.ndarray, n_windows: int, seed: int,
+          source: dict) -> ExportWindows:
     """Up to ``n_windows`` of ``windows`` drawn at random (``seed``); track indices renumbered
     over the tracks drawn, so a track's accuracy is the mean of its drawn windows."""
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.permutation(len(windows))[:n_windows])
     used, owner = np.unique(windows.track[pick], return_inverse=True)
-    return WindowSet(x[pick], windows.y[pick], owner.astype(int),
-                     [windows.tracks[i].track_id for i in used],
-                     {**source, "tracks": int(len(used)), "windows": int(len(pick)),
-                      "available_windows": len(windows), "seed": seed,
-                      "skipped": [str(p) for p, _ in windows.skipped]})
+    return ExportWindows(x[pick], windows.y[pick], owner.astype(int),
+                         [windows.tracks[i].track_id for i in used],
+                         {**source, "tracks": int(len(used)), "windows": int(len(pick)),
+                          "available_windows": len(windows), "seed": seed,
+                          "skipped": [str(p) for p, _ in windows.skipped]})
 
 
 #: How reports and tables name a check on training windows.
@@ -109,7 +112,7 @@ TRAINING_CHECK_NOTE = ("training tracks (no held-out tracks in this run): "
 
 
 def training_check_set(track_ids: list[str], data_dir: Path, card: ModelCard, n_windows: int,
-                       seed: int = 1, cache_dir: str | Path | None = None) -> WindowSet:
+                       seed: int = 1, cache_dir: str | Path | None = None) -> ExportWindows:
     """Up to ``n_windows`` training windows (``seed``) for the agreement check of a run without
     held-out tracks. Track indices are renumbered over the tracks drawn, so track accuracy is
     over those tracks (each the mean of its drawn windows)."""

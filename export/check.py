@@ -2,7 +2,7 @@
 for a run without test tracks, on a labelled subset of its training windows).
 
 For each file: top-1 window agreement with Keras, the largest probability difference, and its own
-chunk (window) and track accuracy (a track's label is the argmax of its windows' mean
+window and track accuracy (a track's label is the argmax of its windows' mean
 probabilities: ``edge.windowing.track_probabilities``, which the runtime's ``Classifier.classify``
 also uses). Files run in the interpreter that runs them on a device, through
 ``edge_genre.edge.backends.load_model``.
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_genre.edge.backends import load_model
-from edge_genre.export.calibration import WindowSet
+from edge_genre.export.calibration import ExportWindows
 from edge_genre.export.config import ExportConfig
 from edge_genre.train.scores import track_probabilities
 
@@ -33,7 +33,7 @@ class FileCheck:
     backend: str
     agreement: float  # fraction of windows with Keras's top-1 label
     max_prob_diff: float
-    chunk_accuracy: float
+    window_accuracy: float
     track_accuracy: float
     track_accuracy_drop: float  # points, Keras minus this file (positive = worse)
     passed: bool
@@ -59,21 +59,21 @@ def predict(runner, x: np.ndarray, batch: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- measuring
 
 
-def accuracies(probs: np.ndarray, held: WindowSet) -> tuple[float, float]:
-    """(chunk accuracy, track accuracy) of window probabilities on the held-out set."""
-    chunk = float(np.mean(probs.argmax(1) == held.y))
+def accuracies(probs: np.ndarray, held: ExportWindows) -> tuple[float, float]:
+    """(window accuracy, track accuracy) of window probabilities on the held-out set."""
+    window = float(np.mean(probs.argmax(1) == held.y))
     track_probs, track_label = track_probabilities(probs, held.track, held.y)
     track = float(np.mean(track_probs.argmax(1) == track_label))
-    return chunk, track
+    return window, track
 
 
 def check_file(path: Path, fmt: str, quantization: str, keras_probs: np.ndarray,
-               held: WindowSet, config: ExportConfig) -> FileCheck:
+               held: ExportWindows, config: ExportConfig) -> FileCheck:
     runner = load_runner(path, fmt)
     probs = predict(runner, held.x, config.check_batch)
     agreement = float(np.mean(probs.argmax(1) == keras_probs.argmax(1)))
     max_diff = float(np.max(np.abs(probs - keras_probs)))
-    chunk, track = accuracies(probs, held)
+    window, track = accuracies(probs, held)
     _, keras_track = accuracies(keras_probs, held)
     drop = 100.0 * (keras_track - track)
     problems = []
@@ -83,7 +83,7 @@ def check_file(path: Path, fmt: str, quantization: str, keras_probs: np.ndarray,
         problems.append(f"track accuracy {drop:.1f} points below Keras "
                         f"(limit {config.max_track_accuracy_drop:g})")
     return FileCheck(path.name, fmt, quantization, path.stat().st_size,
-                     runner.backend, agreement, max_diff, chunk, track, drop,
+                     runner.backend, agreement, max_diff, window, track, drop,
                      not problems, problems)
 
 
@@ -98,13 +98,13 @@ def format_table(report: dict) -> str:
     """The report as a plain-text table."""
     ev = report["evaluation"]
     train = ev.get("part", "test") != "test"
-    acc = ("train chunk acc", "train track acc") if train else ("chunk acc", "track acc")
+    acc = ("train window acc", "train track acc") if train else ("window acc", "track acc")
     rows = [("file", "size", "backend", "agree", "max dp", *acc, "ok"),
             ("keras (reference)", _size(report["keras"]["bytes"]), "keras", "-", "-",
-             f"{ev['keras_chunk_accuracy']:.1%}", f"{ev['keras_track_accuracy']:.1%}", "")]
+             f"{ev['keras_window_accuracy']:.1%}", f"{ev['keras_track_accuracy']:.1%}", "")]
     for f in report["files"]:
         rows.append((f["file"], _size(f["bytes"]), f["backend"], f"{f['agreement']:.1%}",
-                     f"{f['max_prob_diff']:.3f}", f"{f['chunk_accuracy']:.1%}",
+                     f"{f['max_prob_diff']:.3f}", f"{f['window_accuracy']:.1%}",
                      f"{f['track_accuracy']:.1%}", "yes" if f["passed"] else "NO"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in

@@ -218,7 +218,7 @@ def _report(run, card, out: Path, stem: str, config: ExportConfig, int8_weights:
     file compares with Keras."""
     from edge_genre.export import check
 
-    keras_chunk, keras_track = check.accuracies(keras_probs, held)
+    keras_window, keras_track = check.accuracies(keras_probs, held)
     return {
         "run_dir": str(run.run_dir.resolve()),
         "out_dir": str(out.resolve()),
@@ -239,7 +239,7 @@ def _report(run, card, out: Path, stem: str, config: ExportConfig, int8_weights:
                          "normalization": {"mean": card.frontend.mean, "std": card.frontend.std}}
                         if calib is not None else None),
         "cv": cv,
-        "evaluation": {**held.source, "keras_chunk_accuracy": keras_chunk,
+        "evaluation": {**held.source, "keras_window_accuracy": keras_window,
                        "keras_track_accuracy": keras_track},
         "thresholds": {"min_agreement": config.min_agreement,
                        "max_track_accuracy_drop_points": config.max_track_accuracy_drop},
@@ -301,7 +301,17 @@ def cv_summary(data, run_preset: str, cv_preset: str | None = None,
     """The card's ``extra["cv"]`` from an ``edge-genre evaluate --cv`` report: one preset's run
     (a single result, or the run of ``cv_preset`` / of ``run_preset`` among ``{"runs": [...]}``),
     reduced to ``CV_FIELDS``. DataError (one line, exit 2) for a record of another preset than the
-    run's, a partial run (``--folds``) or anything that is not such a report."""
+    run's, a partial run (``--folds``) or anything that is not such a report. A preset named by
+    a deprecated name (``presets.DEPRECATED_NAMES``, e.g. an older run's ``edge``) is the preset
+    it now names."""
+    from edge_genre.train.presets import canonical_name
+
+    def preset_of(rec: dict) -> str:
+        return canonical_name(str(rec.get("preset")), note=False)
+
+    run_preset = canonical_name(run_preset, note=False)
+    if cv_preset is not None:
+        cv_preset = canonical_name(cv_preset, note=False)
     if isinstance(data, dict) and isinstance(data.get("runs"), list):
         runs = [r for r in data["runs"] if isinstance(r, dict)]
     elif isinstance(data, dict) and "track_accuracy_mean" in data:
@@ -314,7 +324,7 @@ def cv_summary(data, run_preset: str, cv_preset: str | None = None,
                         "cross-validation of another preset is not this model's accuracy")
     want = cv_preset or run_preset
     if len(runs) > 1:
-        found = [r for r in runs if r.get("preset") == want]
+        found = [r for r in runs if preset_of(r) == want]
         if not found:
             have = ", ".join(str(r.get("preset")) for r in runs)
             raise DataError(f"{where}: no cross-validation of preset {want} in it (it has {have})")
@@ -323,7 +333,7 @@ def cv_summary(data, run_preset: str, cv_preset: str | None = None,
         rec = runs[0]
     else:
         raise DataError(f"{where}: its runs list is empty")
-    if rec.get("preset") != run_preset:
+    if preset_of(rec) != run_preset:
         raise DataError(f"{where}: a cross-validation of preset {rec.get('preset')}, but the run "
                         f"is preset {run_preset}; refusing to put another model's accuracy in "
                         "its card")

@@ -2,13 +2,13 @@
 
 Starlette's ``request.form()`` spools a whole upload to a temporary file before the handler sees
 it, so a limit checked afterwards has already cost the disk and the transfer. Here the request
-body is fed chunk by chunk to python-multipart's streaming parser (the parser Starlette itself
-uses) and reading stops as soon as the file part passes ``max_bytes``: a declared
+body is fed piece by piece, as it arrives, to python-multipart's streaming parser (the parser
+Starlette itself uses) and reading stops as soon as the file part passes ``max_bytes``: a declared
 ``Content-Length`` over the limit is refused before a byte is read. The file is kept in memory
 only; nothing touches the disk.
 
 Time is bounded too (``Timeouts``): a body that pauses longer than ``idle`` seconds between two
-chunks, or is not complete ``body`` seconds after the handler started reading it, is answered
+pieces, or is not complete ``body`` seconds after the handler started reading it, is answered
 408 and the connection closed, so a client that trickles a byte a second, or stops, does not
 hold a connection (and its buffer) for ever. uvicorn bounds the request head's size but has no
 such timeout for bodies.
@@ -40,7 +40,7 @@ class Timeouts:
     ----------
     header : the request line and headers, from the connection's first byte of that request
         (enforced by the server's protocol, ``cli.py``).
-    idle : the longest pause between two chunks of a body.
+    idle : the longest pause between two pieces of a body.
     body : the whole body of an upload, from when the handler starts reading it.
     """
 
@@ -133,7 +133,7 @@ class _FilePartCollector:
 
 
 class _Clock:
-    """The deadlines of one body: ``chunks`` waits for each chunk within both of them."""
+    """The deadlines of one body: ``pieces`` waits for each piece within both of them."""
 
     def __init__(self, receive, timeouts: Timeouts):
         self._receive, self.timeouts = receive, timeouts
@@ -141,8 +141,9 @@ class _Clock:
         self._deadline = self._loop.time() + timeouts.body
         self.done = False
 
-    async def chunks(self):
-        """The body's chunks as they arrive; UploadError 408 when one is late."""
+    async def pieces(self):
+        """The body's pieces (ASGI ``http.request`` bodies) as they arrive; UploadError 408 when
+        one is late."""
         while not self.done:
             remaining = self._deadline - self._loop.time()
             wait = min(self.timeouts.idle, remaining)
@@ -186,14 +187,14 @@ async def read_upload(request, field: str = "file", max_bytes: int = 50_000_000,
     collector = _FilePartCollector(field, max_bytes)
     parser = MultipartParser(options[b"boundary"], collector.callbacks())
     clock = _Clock(request.receive, timeouts)
-    stream = clock.chunks()
+    stream = clock.pieces()
     received = 0
     try:
-        async for chunk in stream:
-            received += len(chunk)
+        async for piece in stream:
+            received += len(piece)
             if received > body_limit:  # a body of many small fields is refused too
                 raise too_large(max_bytes)
-            parser.write(chunk)
+            parser.write(piece)
         parser.finalize()
     except UploadError as refused:
         if not (refused.close or clock.done):
@@ -201,8 +202,8 @@ async def read_upload(request, field: str = "file", max_bytes: int = 50_000_000,
             # deadlines, then answer. What is left after that the server discards after the
             # answer, for at most Timeouts.header seconds (cli.py's protocol).
             try:
-                async for chunk in stream:
-                    received += len(chunk)
+                async for piece in stream:
+                    received += len(piece)
                     if received > body_limit + DRAIN_BYTES:
                         break
             except UploadError:

@@ -1,16 +1,16 @@
-"""Each room's modules import in one direction: no cycle between two modules of one top-level
-folder, not even through imports placed inside functions or importlib.import_module."""
+"""Each package's modules import in one direction: no cycle between two modules of one top-level
+package, not even through imports placed inside functions or importlib.import_module."""
 from __future__ import annotations
 
 import ast
 
 from tests.conftest import REPO
 
-ROOMS = ("edge", "train", "export", "serve", "benchmarks", "edge_genre")
+PACKAGES = ("edge", "train", "export", "serve", "benchmarks", "edge_genre")
 
 
-def _imports(room: str, tree: ast.AST, modules: set[str]) -> set[str]:
-    prefix = f"edge_genre.{room}." if room != "edge_genre" else "edge_genre."
+def _imports(package: str, tree: ast.AST, modules: set[str]) -> set[str]:
+    prefix = f"edge_genre.{package}." if package != "edge_genre" else "edge_genre."
     found = set()
     for node in ast.walk(tree):
         names: list[str] = []
@@ -30,10 +30,10 @@ def _imports(room: str, tree: ast.AST, modules: set[str]) -> set[str]:
     return found
 
 
-def _cycles(room: str) -> list[list[str]]:
-    folder = REPO / room
+def _cycles(package: str) -> list[list[str]]:
+    folder = REPO / package
     modules = {p.stem for p in folder.glob("*.py") if p.stem != "__init__"}
-    graph = {m: _imports(room, ast.parse((folder / f"{m}.py").read_text()), modules) - {m}
+    graph = {m: _imports(package, ast.parse((folder / f"{m}.py").read_text()), modules) - {m}
              for m in modules}
     cycles, state = [], {}
 
@@ -52,8 +52,8 @@ def _cycles(room: str) -> list[list[str]]:
     return cycles
 
 
-def test_no_import_cycle_inside_a_room():
-    found = {room: _cycles(room) for room in ROOMS if (REPO / room).is_dir()}
+def test_no_import_cycle_inside_a_package():
+    found = {package: _cycles(package) for package in PACKAGES if (REPO / package).is_dir()}
     assert not any(found.values()), {r: c for r, c in found.items() if c}
 
 
@@ -61,9 +61,9 @@ def test_the_check_sees_a_cycle(tmp_path, monkeypatch):
     """The check can fail: two modules importing each other inside functions."""
     import tests.test_import_cycles as me
 
-    room = tmp_path / "edge"
-    room.mkdir()
-    (room / "a.py").write_text("def f():\n    from edge_genre.edge import b\n")
-    (room / "b.py").write_text("import importlib\nimportlib.import_module('edge_genre.edge.a')\n")
+    package = tmp_path / "edge"
+    package.mkdir()
+    (package / "a.py").write_text("def f():\n    from edge_genre.edge import b\n")
+    (package / "b.py").write_text("import importlib\nimportlib.import_module('edge_genre.edge.a')\n")
     monkeypatch.setattr(me, "REPO", tmp_path)
     assert me._cycles("edge") == [["a", "b", "a"]]

@@ -1,4 +1,4 @@
-"""One name per flag across the rooms: the model flags of every command that runs a model, and the
+"""One name per flag across the packages: the model flags of every command that runs a model, and the
 feature cache (``--cache-dir``; ``--cache``, train's and evaluate's old name, still read)."""
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ import argparse
 
 from edge_genre.edge.cli_args import add_cache_arg
 from edge_genre.train.presets import PRESETS as PRESET_CHOICES  # light: numpy and dataclasses
+from edge_genre.train.presets import canonical_name
 
 SPLIT_CHOICES = ("artist", "track", "fault-filtered", "final")
 
@@ -14,7 +15,10 @@ def register(sub) -> None:
     p = sub.add_parser("train", help="train a preset on a folder-per-genre dataset",
                        description="Train a preset and write a model directory (model.keras, "
                                    "model_card.json, run.json, curves.png).")
-    p.add_argument("--preset", choices=PRESET_CHOICES, default="edge")
+    # type runs before the choices check: a deprecated name is accepted, help shows PRESETS.
+    p.add_argument("--preset", type=canonical_name, choices=PRESET_CHOICES, default="scratch",
+                   help="what to train (default scratch: a small CNN trained from scratch; "
+                        "`edge-genre summary --preset NAME` describes each)")
     p.add_argument("--data", required=True, help="dataset folder (<root>/<genre>/*.wav ...)")
     p.add_argument("--split", choices=SPLIT_CHOICES, default="artist",
                    help="artist: by track, grouped by artist when an index is found (default); "
@@ -30,7 +34,7 @@ def register(sub) -> None:
     p.set_defaults(func=_train)
 
     p = sub.add_parser("evaluate", help="score a model directory, or cross-validate a preset",
-                       description="MODEL_DIR --data DIR: chunk and track accuracy, per genre, "
+                       description="MODEL_DIR --data DIR: window and track accuracy, per genre, "
                                    "confusion matrix. --cv K --preset NAME --data DIR: K-fold "
                                    "cross-validation by track (artist-grouped when known).")
     p.add_argument("model_dir", nargs="?", help="model directory written by `edge-genre train`")
@@ -41,7 +45,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--cv", type=int, default=None, metavar="K", help="K-fold cross-validation")
     p.add_argument("--preset", type=_preset_list, default=None, metavar="NAME[,NAME...]",
-                   help="preset(s) to cross-validate on the same folds, e.g. transfer,student,edge "
+                   help="preset(s) to cross-validate on the same folds, e.g. transfer,student,scratch "
                         f"(choices: {', '.join(PRESET_CHOICES)}, baseline = MFCC+SVM)")
     p.add_argument("--baseline", action="store_true",
                    help="cross-validate the MFCC+SVM baseline on the same folds")
@@ -57,13 +61,13 @@ def register(sub) -> None:
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("summary", help="parameters, MACs per window and layers of a preset")
-    p.add_argument("--preset", choices=PRESET_CHOICES, required=True)
+    p.add_argument("--preset", type=canonical_name, choices=PRESET_CHOICES, required=True)
     p.add_argument("--labels", type=int, default=10, help="number of classes (default 10)")
     p.set_defaults(func=_summary)
 
 
 def _preset_list(arg: str) -> list[str]:
-    names = [n.strip() for n in arg.split(",") if n.strip()]
+    names = [canonical_name(n.strip()) for n in arg.split(",") if n.strip()]
     bad = [n for n in names if n not in PRESET_CHOICES + ("baseline",)]
     if bad or not names:
         raise argparse.ArgumentTypeError(

@@ -1,6 +1,6 @@
-"""Knowledge distillation: the ``edge`` network learns genres AND the YAMNet teacher's embedding.
+"""Knowledge distillation: the ``scratch`` network learns genres AND the YAMNet teacher's embedding.
 
-The student is the ``edge`` preset's separable CNN with a second output head ("embedding", a
+The student is the ``scratch`` preset's separable CNN with a second output head ("embedding", a
 linear Dense on the pooled features) that regresses the teacher's mean-pooled YAMNet embedding
 of the same window, reduced by a PCA fitted on the fold's TRAINING windows only and whitened
 (unit variance per component). Loss = CE(labels, label smoothing as the preset) + lambda * MSE.
@@ -8,10 +8,10 @@ Training windows are augmented with ``augment.augment_batch``; the embedding tar
 with the one-hot labels, so mixup mixes it alike.
 
 The two front-ends cut their windows at the same starts in seconds (4 s, hop 2 s), so window i
-of a track in the edge front-end is window i in the teacher's. ``align`` checks the per-track
+of a track in the scratch front-end is window i in the teacher's. ``align`` checks the per-track
 counts and drops a track whose counts differ (logged).
 
-The genre-only classifier (``student.classifier``) is an ordinary edge model: same input, same
+The genre-only classifier (``student.classifier``) is an ordinary scratch model: same input, same
 softmax output, exportable like any other.
 
 CLI (cross-validation)::
@@ -33,7 +33,7 @@ import numpy as np
 from edge_genre.errors import DataError
 from edge_genre.train.augment import augment_batch
 from edge_genre.train.data import Dataset, Track
-from edge_genre.train.features import Windows, load_windows, normalization_stats
+from edge_genre.train.features import LabelledWindows, load_windows, normalization_stats
 
 log = logging.getLogger("edge_genre")
 
@@ -44,35 +44,36 @@ class DistillConfig:
 
     lam: float = 1.0
     dims: int = 64
-    epochs: int | None = None  # None: the edge preset's
+    epochs: int | None = None  # None: the scratch preset's
 
 
 @dataclass
 class Aligned:
-    """Edge windows and, row for row, the teacher's mean-pooled embedding of the same window."""
+    """Scratch-preset windows and, row for row, the teacher's mean-pooled embedding of the same
+    window."""
 
-    windows: Windows
+    windows: LabelledWindows
     teacher: np.ndarray  # (n, 1024) float32
     dropped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def align(tracks: list[Track], edge_windows: Windows, maps) -> Aligned:
-    """Pair edge windows with teacher maps per track (``maps``: transfer.Maps). Tracks missing
-    from either side, or whose window counts differ, are dropped."""
+def align(tracks: list[Track], scratch_windows: LabelledWindows, maps) -> Aligned:
+    """Pair scratch-preset windows with teacher maps per track (``maps``: transfer.Maps). Tracks
+    missing from either side, or whose window counts differ, are dropped."""
     from edge_genre.train.transfer import pool
 
     emb = pool(maps.maps, "mean")
-    e_idx = {t.track_id: i for i, t in enumerate(edge_windows.tracks)}
+    e_idx = {t.track_id: i for i, t in enumerate(scratch_windows.tracks)}
     m_idx = {t.track_id: i for i, t in enumerate(maps.tracks)}
     xs, ys, owners, embs, kept, dropped = [], [], [], [], [], []
     for t in tracks:
         if t.track_id not in e_idx or t.track_id not in m_idx:
             dropped.append((t.track_id, "missing in one front-end"))
             continue
-        ex = edge_windows.x[edge_windows.track == e_idx[t.track_id]]
+        ex = scratch_windows.x[scratch_windows.track == e_idx[t.track_id]]
         me = emb[maps.track == m_idx[t.track_id]]
         if len(ex) != len(me) or len(ex) == 0:
-            dropped.append((t.track_id, f"window counts differ: edge {len(ex)}, teacher {len(me)}"))
+            dropped.append((t.track_id, f"window counts differ: scratch {len(ex)}, teacher {len(me)}"))
             continue
         xs.append(ex)
         embs.append(me)
@@ -83,17 +84,17 @@ def align(tracks: list[Track], edge_windows: Windows, maps) -> Aligned:
         log.warning("distill: dropped %s (%s)", tid, why)
     if not kept:
         raise DataError("no track has aligned windows in both front-ends")
-    w = Windows(np.concatenate(xs), np.concatenate(ys).astype(int),
+    w = LabelledWindows(np.concatenate(xs), np.concatenate(ys).astype(int),
                 np.concatenate(owners).astype(int), kept)
     return Aligned(w, np.concatenate(embs).astype(np.float32), dropped)
 
 
 def load_aligned(tracks: list[Track], cache_dir=None, weights=None) -> Aligned:
-    """Edge-preset windows and teacher embeddings of ``tracks`` (both cached)."""
-    from edge_genre.train.presets import EDGE
+    """Scratch-preset windows and teacher embeddings of ``tracks`` (both cached)."""
+    from edge_genre.train.presets import SCRATCH
     from edge_genre.train.transfer import backbone_maps
 
-    ew = load_windows(tracks, EDGE.frontend, EDGE.window, cache_dir=cache_dir)
+    ew = load_windows(tracks, SCRATCH.frontend, SCRATCH.window, cache_dir=cache_dir)
     maps = backbone_maps(tracks, weights, cache_dir)
     return align(tracks, ew, maps)
 
@@ -108,12 +109,12 @@ def build_student(n_labels: int, input_shape: tuple, dims: int):
     import keras
     from keras import layers as L
 
-    from edge_genre.train.presets import build_edge
+    from edge_genre.train.presets import build_scratch
 
-    base = build_edge(n_labels, input_shape)
+    base = build_scratch(n_labels, input_shape)
     feats = base.get_layer("dropout").output
     emb = L.Dense(dims, name="embedding")(feats)
-    student = keras.Model(base.input, [base.output, emb], name="edge_student")
+    student = keras.Model(base.input, [base.output, emb], name="scratch_student")
     return student, base
 
 
@@ -131,15 +132,15 @@ def fit_student(train: Aligned, valid: Aligned | None, n_labels: int,
                 cfg: DistillConfig = DistillConfig(), seed: int = 0, progress: bool = True,
                 desc: str = "") -> StudentOutcome:
     """Train the student on ``train`` (normalisation and PCA from it); keep the best epoch by
-    validation track accuracy. Returns the classifier ready for normalised edge features."""
+    validation track accuracy. Returns the classifier ready for normalised scratch-preset features."""
     import keras
     from sklearn.decomposition import PCA
 
     from edge_genre.train.scores import track_probabilities
     from edge_genre.train.fit import compile_model, predict, setup_keras
-    from edge_genre.train.presets import EDGE
+    from edge_genre.train.presets import SCRATCH
 
-    preset = EDGE
+    preset = SCRATCH
     tc = preset.train
     epochs = int(cfg.epochs or tc.epochs)
     setup_keras(seed)
@@ -203,7 +204,7 @@ def cross_validate(ds: Dataset, k: int = 5, seed: int = 0, cfg: DistillConfig = 
 
     from edge_genre.train.scores import score
     from edge_genre.train.fit import predict
-    from edge_genre.train.presets import EDGE
+    from edge_genre.train.presets import SCRATCH
     from edge_genre.train.splits import cv_folds, describe_grouping
 
     t0 = time.perf_counter()
@@ -217,34 +218,34 @@ def cross_validate(ds: Dataset, k: int = 5, seed: int = 0, cfg: DistillConfig = 
         o = fit_student(tr, va, len(ds.labels), cfg, seed=seed + fold.index, progress=progress,
                         desc=f"fold {fold.index + 1}/{k} ")
         mean, std = normalization_stats(tr.windows.x)
-        fe = EDGE.frontend.with_normalization(mean, std)
+        fe = SCRATCH.frontend.with_normalization(mean, std)
         rep = score(predict(o.model, te.windows.normalized(fe)), te.windows, ds.labels,
                     f"fold {fold.index + 1} of {k}")
         results.append({"fold": fold.index + 1, "train_tracks": len(tr.windows.tracks),
                         "valid_tracks": len(va.windows.tracks),
                         "test_tracks": len(te.windows.tracks),
-                        "track_accuracy": rep.track_accuracy, "chunk_accuracy": rep.chunk_accuracy,
+                        "track_accuracy": rep.track_accuracy, "window_accuracy": rep.window_accuracy,
                         "best_epoch": o.best_epoch, "train_seconds": round(o.train_seconds, 1),
                         "history": o.history})
         log.info("fold %d/%d: track accuracy %.1f%%", fold.index + 1, k, 100 * rep.track_accuracy)
         keras.backend.clear_session()
         accs = [r["track_accuracy"] for r in results]
-        chunks = [r["chunk_accuracy"] for r in results]
-        rec = {"method": "distilled student: edge separable CNN + embedding head regressing the "
+        window_accs = [r["window_accuracy"] for r in results]
+        rec = {"method": "distilled student: scratch separable CNN + embedding head regressing the "
                          "YAMNet teacher's mean-pooled embedding (PCA on train windows, whitened); "
                          "loss CE + lam * MSE; augmented windows",
-               "preset": "edge-student", "k": k, "seed": seed, "grouping": describe_grouping(ds),
+               "preset": "scratch-student", "k": k, "seed": seed, "grouping": describe_grouping(ds),
                "n_tracks": len(ds.tracks), "aligned_tracks": len(allw.windows.tracks),
                "dropped_tracks": [list(d) for d in allw.dropped],
                "settings": {"lam": cfg.lam, "dims": cfg.dims,
-                            "epochs": cfg.epochs or EDGE.train.epochs,
-                            "train": EDGE.train.to_dict()},
+                            "epochs": cfg.epochs or SCRATCH.train.epochs,
+                            "train": SCRATCH.train.to_dict()},
                "folds_run": [r["fold"] for r in results],
-               "track_accuracy_per_fold": accs, "chunk_accuracy_per_fold": chunks,
+               "track_accuracy_per_fold": accs, "window_accuracy_per_fold": window_accs,
                "track_accuracy_mean": float(np.mean(accs)),
                "track_accuracy_std": float(np.std(accs)),
-               "chunk_accuracy_mean": float(np.mean(chunks)),
-               "chunk_accuracy_std": float(np.std(chunks)),
+               "window_accuracy_mean": float(np.mean(window_accs)),
+               "window_accuracy_std": float(np.std(window_accs)),
                "wall_seconds": round(time.perf_counter() - t0, 1), "command": command,
                "per_fold": results}
         if out is not None:

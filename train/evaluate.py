@@ -1,6 +1,6 @@
-"""Honest scores: chunk AND track accuracy, per genre, confusion matrix, and cross-validation.
+"""Honest scores: window AND track accuracy, per genre, confusion matrix, and cross-validation.
 
-A track's prediction is the mean of its chunks' probabilities (what ``edge-genre predict`` does
+A track's prediction is the mean of its windows' probabilities (what ``edge-genre predict`` does
 with a whole file). Every report names the split that produced it. Cross-validation uses
 ``splits.cv_folds``: K folds by track, grouped by artist whenever an artist index is known,
 validation carved from each fold's training part (whole artists), so the test fold only ever
@@ -33,7 +33,7 @@ def load_run(run_dir):
 
 def evaluate_model(model_or_run_dir, windows, split: str = "given windows", labels=None,
                    frontend=None) -> Report:
-    """Score a model on UNNORMALISED ``features.Windows``.
+    """Score a model on UNNORMALISED ``features.LabelledWindows``.
 
     Parameters
     ----------
@@ -118,7 +118,7 @@ def cross_validate(preset_name, dataset, k: int = 5, seed: int = 0, cache_dir=No
 
     Each fold trains a fresh network on the fold's training tracks (normalisation from them),
     picks the checkpoint on the fold's validation tracks and scores the test fold. Returns a
-    JSON-ready dict: per-fold and mean +- std track (and chunk) accuracy, MACs and params.
+    JSON-ready dict: per-fold and mean +- std track (and window) accuracy, MACs and params.
     ``folds`` restricts the run to some fold indices (for a partial run on a slow preset).
     ``room``: each fold's test tracks are also scored as a simulated room microphone hears them
     (``roomsim.ROOM_TEST``, the same room per track for every model): "room_track_accuracy".
@@ -171,17 +171,17 @@ def cross_validate(preset_name, dataset, k: int = 5, seed: int = 0, cache_dir=No
                         "valid_tracks": len(valid.tracks), "test_tracks": len(test.tracks),
                         "test_ids": [t.track_id for t in test.tracks],
                         "track_accuracy": rep.track_accuracy,
-                        "chunk_accuracy": rep.chunk_accuracy, "best_epoch": outcome.best_epoch,
+                        "window_accuracy": rep.window_accuracy, "best_epoch": outcome.best_epoch,
                         "epochs_run": len(outcome.history),
                         "train_seconds": round(outcome.train_seconds, 1),
                         "room_track_accuracy": room_acc, "history": outcome.history})
-        log.info("fold %d/%d: track accuracy %.1f%%, chunk accuracy %.1f%% (%d test tracks)",
-                 fold.index + 1, k, 100 * rep.track_accuracy, 100 * rep.chunk_accuracy,
+        log.info("fold %d/%d: track accuracy %.1f%%, window accuracy %.1f%% (%d test tracks)",
+                 fold.index + 1, k, 100 * rep.track_accuracy, 100 * rep.window_accuracy,
                  len(test.tracks))
         import keras
         keras.backend.clear_session()
     accs = [r["track_accuracy"] for r in results]
-    chunks = [r["chunk_accuracy"] for r in results]
+    window_accs = [r["window_accuracy"] for r in results]
     rooms = [r["room_track_accuracy"] for r in results] if room else []
     return {"method": f"preset {preset.name}: {preset.description}",
             "room": room_copy.cfg.to_dict() if room_copy else None,
@@ -193,11 +193,11 @@ def cross_validate(preset_name, dataset, k: int = 5, seed: int = 0, cache_dir=No
             "limit_per_genre": limit, "epochs": epochs or preset.train.epochs,
             "folds_run": [r["fold"] for r in results],
             "macs_per_window": macs, "params": params,
-            "track_accuracy_per_fold": accs, "chunk_accuracy_per_fold": chunks,
+            "track_accuracy_per_fold": accs, "window_accuracy_per_fold": window_accs,
             "track_accuracy_mean": float(np.mean(accs)) if accs else None,
             "track_accuracy_std": float(np.std(accs)) if accs else None,
-            "chunk_accuracy_mean": float(np.mean(chunks)) if chunks else None,
-            "chunk_accuracy_std": float(np.std(chunks)) if chunks else None,
+            "window_accuracy_mean": float(np.mean(window_accs)) if window_accs else None,
+            "window_accuracy_std": float(np.std(window_accs)) if window_accs else None,
             "labels": list(ds.labels), "pooled_track_confusion": pooled_cm.tolist(),
             "feature_seconds": round(feature_seconds, 1),
             "wall_seconds": round(time.perf_counter() - t0, 1), "per_fold": results}
@@ -230,9 +230,9 @@ def cv_text(result: dict) -> str:
              "track accuracy per fold: " + ", ".join(f"{a:.1%}" for a in accs),
              f"track accuracy {result['track_accuracy_mean']:.1%} +- "
              f"{result['track_accuracy_std']:.1%} (mean +- std over folds)"]
-    if result.get("chunk_accuracy_mean") is not None:
-        lines.append(f"chunk accuracy {result['chunk_accuracy_mean']:.1%} +- "
-                     f"{result['chunk_accuracy_std']:.1%}")
+    if result.get("window_accuracy_mean") is not None:
+        lines.append(f"window accuracy {result['window_accuracy_mean']:.1%} +- "
+                     f"{result['window_accuracy_std']:.1%}")
     if result.get("room_track_accuracy_mean") is not None:
         lines.append("through a simulated room microphone: track accuracy "
                      f"{result['room_track_accuracy_mean']:.1%} +- "

@@ -33,10 +33,12 @@ FEATURE_VERSION = 1
 
 
 @dataclass
-class Windows:
-    """Feature windows of a list of tracks (unnormalised unless ``normalized``)."""
+class LabelledWindows:
+    """The windows of a list of tracks, each with its genre label and its owner track: model
+    inputs (features, unnormalised until ``normalized``; or samples, for a waveform-in model),
+    and the tracks that could not be read."""
 
-    x: np.ndarray  # (n, H, W, 1) float32
+    x: np.ndarray  # (n, H, W, 1) float32 features, or (n, samples) float32 for a waveform-in model
     y: np.ndarray  # (n,) int label
     track: np.ndarray  # (n,) index into ``tracks``
     tracks: list[Track]
@@ -57,14 +59,14 @@ class Windows:
         """Boolean mask of the windows of ``tracks`` (those present)."""
         return np.isin(self.track, self._indices(tracks))
 
-    def select(self, tracks: list[Track]) -> "Windows":
+    def select(self, tracks: list[Track]) -> "LabelledWindows":
         """The windows of ``tracks`` (those present, in the order given), owners renumbered."""
         keep = self._indices(tracks)
         mask = np.isin(self.track, keep)
         remap = {old: new for new, old in enumerate(keep)}
-        return Windows(self.x[mask], self.y[mask],
-                       np.array([remap[o] for o in self.track[mask]], dtype=int),
-                       [self.tracks[o] for o in keep])
+        return LabelledWindows(self.x[mask], self.y[mask],
+                               np.array([remap[o] for o in self.track[mask]], dtype=int),
+                               [self.tracks[o] for o in keep])
 
 
 def unnormalized(frontend: FrontendConfig) -> FrontendConfig:
@@ -143,11 +145,11 @@ def track_features(track: Track, frontend: FrontendConfig, window: WindowConfig,
         raise AudioError(f"{track.path}: silent (peak below {audio_io.SILENCE_PEAK:g})")
     if room is not None:
         y = room.apply(y, frontend.sample_rate, track.track_id)
-    chunks = cut_windows(y, frontend, window)
-    if len(chunks) == 0:
+    cut = cut_windows(y, frontend, window)
+    if len(cut) == 0:
         raise AudioError(f"{track.path}: {len(y) / frontend.sample_rate:.2f} s is shorter than "
                          f"{window.min_fill:.0%} of one {window.seconds:g} s window")
-    x = fe.features_batch(chunks, frontend)
+    x = fe.features_batch(cut, frontend)
     if cache:
         cache.put("features", track.path, key, x)
     return x
@@ -156,7 +158,7 @@ def track_features(track: Track, frontend: FrontendConfig, window: WindowConfig,
 def load_windows(tracks: list[Track], frontend: FrontendConfig, window: WindowConfig,
                  cache_dir: str | Path | None = None,
                  progress: Callable[[int, int, Track], None] | None = None,
-                 room=None) -> Windows:
+                 room=None) -> LabelledWindows:
     """Features of all windows of ``tracks``. Bad files are logged once by name and skipped.
     ``room`` (a ``roomsim.RoomCopy``): the tracks as a simulated room microphone hears them."""
     cache = FeatureCache(cache_dir)
@@ -176,8 +178,10 @@ def load_windows(tracks: list[Track], frontend: FrontendConfig, window: WindowCo
         ys.append(np.full(len(x), track.label))
     if not xs:
         shape = (0,) + frontend.feature_shape(window.window_samples(frontend))
-        return Windows(np.zeros(shape, np.float32), np.zeros(0, int), np.zeros(0, int), [], skipped)
-    return Windows(np.concatenate(xs), np.concatenate(ys), np.concatenate(owners), kept, skipped)
+        return LabelledWindows(np.zeros(shape, np.float32), np.zeros(0, int), np.zeros(0, int), [],
+                               skipped)
+    return LabelledWindows(np.concatenate(xs), np.concatenate(ys), np.concatenate(owners), kept,
+                           skipped)
 
 
 def normalization_stats(x: np.ndarray) -> tuple[float, float]:

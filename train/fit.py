@@ -24,7 +24,7 @@ from edge_genre.errors import DataError
 from edge_genre.train.augment import augment_batch
 from edge_genre.train.data import Dataset, discover
 from edge_genre.train.scores import Report, score, track_probabilities
-from edge_genre.train.features import Windows, load_windows, normalization_stats
+from edge_genre.train.features import LabelledWindows, load_windows, normalization_stats
 from edge_genre.train.presets import Preset, TrainConfig, get_preset
 from edge_genre.train.run_dir import (CONFUSION_FILE, CURVES_FILE, RECORD_FILE, TEST_REPORT_FILE,
                                       RunRecord, RunSplit, write_run)
@@ -133,9 +133,10 @@ def _selection_key(m: dict, cfg: TrainConfig) -> tuple:
     return (m.get("val_track_accuracy", 0.0), m.get("val_accuracy", 0.0), -m.get("val_loss", 0.0))
 
 
-def fit_windows(preset: Preset, n_labels: int, train: Windows, x_train: np.ndarray,
-                valid: Windows | None, x_valid: np.ndarray | None, epochs: int | None = None,
-                seed: int = 0, progress: bool = True, desc: str = "") -> FitOutcome:
+def fit_windows(preset: Preset, n_labels: int, train: LabelledWindows, x_train: np.ndarray,
+                valid: LabelledWindows | None, x_valid: np.ndarray | None,
+                epochs: int | None = None, seed: int = 0, progress: bool = True,
+                desc: str = "") -> FitOutcome:
     """Train ``preset``'s network on normalised windows; keep the best epoch by validation.
 
     Parameters
@@ -212,8 +213,9 @@ def best_epoch(history: list[dict], cfg: TrainConfig) -> int:
     return max(range(len(history)), key=lambda i: _selection_key(history[i], cfg)) + 1
 
 
-def fit_model(preset: Preset, n_labels: int, train: Windows, valid: Windows | None, frontend,
-              epochs: int | None = None, seed: int = 0, progress: bool = True, desc: str = "",
+def fit_model(preset: Preset, n_labels: int, train: LabelledWindows,
+              valid: LabelledWindows | None, frontend, epochs: int | None = None,
+              seed: int = 0, progress: bool = True, desc: str = "",
               cache_dir=None) -> FitOutcome:
     """Train ``preset`` on UNNORMALISED windows: its own ``Preset.fit`` when it has one (e.g.
     ``transfer``), else the generic loop ``fit_windows`` on the windows normalised with
@@ -242,7 +244,7 @@ def _as_preset(preset) -> Preset:
 
 
 def load_split_windows(preset: Preset, split: Split, cache_dir=None, progress: bool = True
-                       ) -> dict[str, Windows]:
+                       ) -> dict[str, LabelledWindows]:
     """Unnormalised windows of each part of a split (bad files logged and skipped)."""
     from tqdm import tqdm
 
@@ -263,9 +265,9 @@ def load_split_windows(preset: Preset, split: Split, cache_dir=None, progress: b
 class RunWindows:
     """A split's windows, unnormalised, and the front-end normalised on its training part."""
 
-    train: Windows
-    valid: Windows
-    test: Windows
+    train: LabelledWindows
+    valid: LabelledWindows
+    test: LabelledWindows
     frontend: FrontendConfig  # the preset's, with mean/std of the training windows
     seconds: float  # feature time
 
@@ -403,8 +405,9 @@ def _write_figures(out_dir: Path, preset: Preset, split: Split, history: list[di
         (out_dir / TEST_REPORT_FILE).write_text(test_report.text() + "\n")
 
 
-def _assert_no_leak(train: Windows, valid: Windows, test: Windows) -> None:
-    """No track (hence no chunk of it) may feed two parts."""
+def _assert_no_leak(train: LabelledWindows, valid: LabelledWindows,
+                    test: LabelledWindows) -> None:
+    """No track (hence no window of it) may feed two parts."""
     ids = [{t.track_id for t in w.tracks} for w in (train, valid, test)]
     if ids[0] & ids[2] or ids[0] & ids[1] or ids[1] & ids[2]:
         raise AssertionError("a track is in two parts of the split")

@@ -16,12 +16,12 @@ def _pyplot():
 
 
 def training_curves(history: list[dict], path, title: str = "") -> Path:
-    """Accuracy (train, val chunk, val track) and loss (train, val) per epoch."""
+    """Accuracy (train, val window, val track) and loss (train, val) per epoch."""
     plt = _pyplot()
     epochs = [h["epoch"] for h in history]
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 4))
-    for key, label in (("accuracy", "train (chunk, augmented)"),
-                       ("val_accuracy", "valid chunk"), ("val_track_accuracy", "valid track")):
+    for key, label in (("accuracy", "train (window, augmented)"),
+                       ("val_accuracy", "valid window"), ("val_track_accuracy", "valid track")):
         if any(key in h for h in history):
             ax_acc.plot(epochs, [h.get(key, np.nan) for h in history], marker=".", label=label)
     for key, label in (("loss", "train"), ("val_loss", "valid")):

@@ -28,8 +28,8 @@ class TrainConfig:
     min_lr_fraction : final learning rate as a fraction of the peak for "cosine".
     label_smoothing : for the categorical cross-entropy.
     patience : stop after this many epochs without a better checkpoint (None: never).
-    selection : what picks the best checkpoint: "val_track_accuracy" (ties broken by chunk
-        accuracy, then loss) or "val_accuracy" (chunk accuracy, as the paper).
+    selection : what picks the best checkpoint: "val_track_accuracy" (ties broken by window
+        accuracy, then loss) or "val_accuracy" (window accuracy, as the paper).
     augment : on-the-fly augmentation of the training windows.
     seed : seeds numpy, Python and Keras.
     """
@@ -70,7 +70,7 @@ class Preset:
     shape from the front-end. ``fit``, when set, replaces the generic training loop in
     ``fit.fit_model`` (what ``fit.train_run`` and ``evaluate.cross_validate`` call): it is called
     as ``fit(preset, train, valid, epochs=..., progress=..., n_labels=..., cache_dir=...)`` with
-    UNNORMALISED ``features.Windows`` and returns ``(model, history)``; the model must take
+    UNNORMALISED ``features.LabelledWindows`` and returns ``(model, history)``; the model must take
     features normalised with ``normalization_stats(train.x)`` (what the card records) and
     ``history`` is a list of per-epoch metric dicts, the model being its best epoch as
     ``fit.best_epoch`` picks it (by ``train.selection``, as the generic loop keeps it).

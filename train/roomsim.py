@@ -9,7 +9,7 @@ picked up by a cheap microphone (a laptop's, a USB mic on a Pi).
    decaying noise tail whose decay reaches -60 dB at ``rt60`` (Schroeder's statistical model),
    mixed at a direct-to-reverberant ratio ``drr_db``;
 3. the level at the microphone: a gain in dB (the YAMNet front-end's log-mel is absolute, so a
-   quiet capture shifts its features; the edge front-end's dB re max does not care);
+   quiet capture shifts its features; the scratch and paper presets' dB re max does not care);
 4. room noise: pink noise (1/f power, like ventilation and traffic) at ``snr_db`` below the
    signal's RMS; the result is clipped to [-1, 1] as an ADC would.
 

@@ -1,5 +1,5 @@
 """Scores of window probabilities: a track's genre is the mean of its windows' probabilities
-(``edge.windowing.track_probabilities``, the runtime's definition); chunk and track accuracy, per
+(``edge.windowing.track_probabilities``, the runtime's definition); window and track accuracy, per
 genre, confusion matrices. Plain numpy, used by ``fit`` (checkpoint selection) and ``evaluate``
 (reports, cross-validation)."""
 from __future__ import annotations
@@ -41,25 +41,25 @@ class Report:
     labels: tuple[str, ...]
     n_tracks: int
     n_windows: int
-    chunk_accuracy: float
+    window_accuracy: float
     track_accuracy: float
     per_genre: dict[str, float | None]
     confusion: list[list[int]]
-    chunk_confusion: list[list[int]] = field(default_factory=list)
+    window_confusion: list[list[int]] = field(default_factory=list)
     tracks: list[dict] = field(default_factory=list)  # id, true, predicted, confidence
 
     def to_dict(self) -> dict:
         return {"split": self.split, "labels": list(self.labels), "n_tracks": self.n_tracks,
-                "n_windows": self.n_windows, "chunk_accuracy": self.chunk_accuracy,
+                "n_windows": self.n_windows, "window_accuracy": self.window_accuracy,
                 "track_accuracy": self.track_accuracy, "per_genre_track_accuracy": self.per_genre,
-                "track_confusion": self.confusion, "chunk_confusion": self.chunk_confusion,
+                "track_confusion": self.confusion, "window_confusion": self.window_confusion,
                 "tracks": self.tracks}
 
     def text(self) -> str:
         lines = [f"split: {self.split}",
                  f"tracks {self.n_tracks}, windows {self.n_windows}",
-                 f"chunk accuracy {self.chunk_accuracy:.1%}   track accuracy "
-                 f"{self.track_accuracy:.1%} (mean of chunk probabilities)",
+                 f"window accuracy {self.window_accuracy:.1%}   track accuracy "
+                 f"{self.track_accuracy:.1%} (mean of window probabilities)",
                  "per-genre track accuracy:"]
         for g, a in self.per_genre.items():
             lines.append(f"  {g:<10} {'-' if a is None else f'{a:.0%}'}")
@@ -73,11 +73,11 @@ class Report:
 
 
 def score(probs: np.ndarray, windows, labels, split: str) -> Report:
-    """A Report from window probabilities and the ``features.Windows`` they came from."""
+    """A Report from window probabilities and the ``features.LabelledWindows`` they came from."""
     labels = tuple(labels)
     n = len(labels)
     y = np.asarray(windows.y)
-    chunk_pred = probs.argmax(1)
+    window_pred = probs.argmax(1)
     order, tp = windowing.track_probabilities(probs, windows.track)
     tl = track_labels(order, windows.track, y)
     track_pred = tp.argmax(1)
@@ -89,7 +89,7 @@ def score(probs: np.ndarray, windows, labels, split: str) -> Report:
                "predicted": labels[int(track_pred[j])], "confidence": float(tp[j].max())}
               for j, o in enumerate(order)]
     return Report(split=split, labels=labels, n_tracks=len(tl), n_windows=len(y),
-                  chunk_accuracy=float(np.mean(chunk_pred == y)) if len(y) else 0.0,
+                  window_accuracy=float(np.mean(window_pred == y)) if len(y) else 0.0,
                   track_accuracy=float(np.mean(track_pred == tl)) if len(tl) else 0.0,
                   per_genre=per, confusion=confusion_matrix(tl, track_pred, n).tolist(),
-                  chunk_confusion=confusion_matrix(y, chunk_pred, n).tolist(), tracks=tracks)
+                  window_confusion=confusion_matrix(y, window_pred, n).tolist(), tracks=tracks)

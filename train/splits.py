@@ -1,4 +1,4 @@
-"""Splits by track, never by chunk: every window of a track lands on one side.
+"""Splits by track, never by window: every window of a track lands on one side.
 
 Where artists are known (GTZAN with Sturm's index) a split is also by artist, because a model
 trained on one Bob Marley song and tested on another is scored on recognising Bob Marley.

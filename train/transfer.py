@@ -2,7 +2,7 @@
 (``backbones.py``) plus a genre head trained on 161 tracks.
 
 ``transfer`` keeps YAMNet's whole body (14 layers, 287.5 M MACs per 4 s window);
-``student`` keeps its first 6 layers (99.5 M MACs, 134,730 parameters: within the edge budget of
+``student`` keeps its first 6 layers (99.5 M MACs, 134,730 parameters: within the Pi budget of
 100 M MACs and 500 k parameters), the cheapest cut that still carries most of what the whole body
 knows about genre (see ``CONFIGS``); ``music`` is musicnn's MSD network, trained on music, with
 a head over its penultimate layer and tag probabilities.
@@ -318,7 +318,7 @@ def fit_preset(preset, train, valid, epochs=None, progress=True, cfg: TransferCo
                cache_dir: str | Path | None = None, n_labels: int | None = None):
     """``Preset.fit`` override for ``fit.train_run``: frozen pretrained body + fitted head.
 
-    ``train`` / ``valid`` are ``features.Windows`` of raw (unnormalised) log-mel; the model
+    ``train`` / ``valid`` are ``features.LabelledWindows`` of raw (unnormalised) log-mel; the model
     takes the features normalised with ``normalization_stats(train.x)``, as ``train_run`` writes
     into the card. The head is fitted on train and valid windows together (no epochs to pick);
     ``epochs`` is ignored. ``n_labels`` defaults to the largest label seen + 1. Returns

@@ -33,7 +33,7 @@ def evaluate_output(preset="transfer", room=True, **over) -> dict:
            "n_tracks": 161, "limit_per_genre": None, "epochs": 40, "folds_run": [1, 2, 3, 4, 5],
            "track_accuracy_per_fold": [0.5, 0.6, 0.7, 0.8, 0.655],
            "track_accuracy_mean": 0.651, "track_accuracy_std": 0.117,
-           "chunk_accuracy_mean": 0.6, "chunk_accuracy_std": 0.1,
+           "window_accuracy_mean": 0.6, "window_accuracy_std": 0.1,
            "room_track_accuracy_per_fold": [0.5] * 5 if room else [],
            "room_track_accuracy_mean": 0.552 if room else None,
            "room_track_accuracy_std": 0.081 if room else None,
@@ -76,7 +76,7 @@ def test_cv_summary_picks_the_run_of_the_preset(tmp_path):
 
 @pytest.mark.parametrize("data, preset, cv_preset, says", [
     (evaluate_output("student"), "transfer", None, "preset student"),
-    ({"runs": [evaluate_output("student"), evaluate_output("edge")]}, "transfer", None,
+    ({"runs": [evaluate_output("student"), evaluate_output("scratch")]}, "transfer", None,
      "no cross-validation of preset transfer"),
     (evaluate_output("transfer"), "transfer", "student", "--cv-preset student"),
     (evaluate_output(folds_run=[1, 2]), "transfer", None, "2 of 5 folds"),
@@ -86,6 +86,18 @@ def test_cv_record_refused(data, preset, cv_preset, says):
     with pytest.raises(DataError, match=says) as info:
         cv_summary(data, preset, cv_preset)
     assert "\n" not in str(info.value) and info.value.exit_code == 2
+
+
+def test_cv_record_of_a_renamed_preset_is_the_same_preset():
+    """A run or record from before ``edge`` became ``scratch`` (``presets.DEPRECATED_NAMES``)
+    still pairs with the other name; the card says the current one."""
+    for data, run in ((evaluate_output("edge"), "scratch"), (evaluate_output("scratch"), "edge"),
+                      ({"runs": [evaluate_output("transfer"), evaluate_output("edge")]},
+                       "scratch")):
+        cv = cv_summary(data, run)
+        assert cv["preset"] == "scratch" and "--preset scratch" in cv["source"]
+    with pytest.raises(DataError, match="preset transfer"):
+        cv_summary(evaluate_output("transfer"), "edge")
 
 
 def test_cv_record_file_errors_are_one_line(tmp_path):
@@ -199,7 +211,7 @@ def _lat(ms, threads, backend="ai-edge-litert"):
             "per_window_ms": {"median_ms": ms, "p90_ms": ms, "p99_ms": ms}}
 
 
-def _model(name, ms, acc, threads=(1,), role="edge", trained=True, backend="ai-edge-litert"):
+def _model(name, ms, acc, threads=(1,), role="tested", trained=True, backend="ai-edge-litert"):
     return {"name": name, "role": role, "format": name.rsplit(".", 1)[1], "quantization": "int8",
             "trained": trained, "file_bytes": 1000, "params": 10, "macs": 10,
             "latency": [_lat(ms * (1 if n == 1 else 0.6), n, backend) for n in threads],
@@ -215,8 +227,8 @@ def record(threads=(1,), models=None) -> dict:
         _model("transfer-fp32.tflite", 20.8, cv, threads),
         _model("transfer-int8w.onnx", 25.6, cv, threads, backend="onnxruntime"),
         _model("transfer-copy.onnx", 25.6, cv, threads, backend="onnxruntime"),
-        _model("edge-int8.tflite", 2.65, held, threads),
-        _model("edge-int8.onnx", 2.6, held, threads, backend="onnxruntime"),
+        _model("scratch-int8.tflite", 2.65, held, threads),
+        _model("scratch-int8.onnx", 2.6, held, threads, backend="onnxruntime"),
         _model("paper-int8.tflite", 247.0, cv, threads, role="paper", trained=False),
     ]
     return {"command": "edge-genre bench", "created": "now", "duration_s": 1.0,

@@ -74,7 +74,8 @@ def test_short_bench_record(bench_models, tmp_path, gtzan_root):
     assert (out / "bench.md").read_text().startswith("# edge-genre bench")
     assert (out / "bench.png").stat().st_size > 1000
 
-    assert rec["schema"] == "edge-genre-bench/1"
+    assert rec["schema"] == "edge-genre-bench/2"
+    assert {m["role"] for m in rec["models"]} == {"tested"}
     for key in ("cpu_model", "architecture", "usable_cores", "simd", "backends", "packages"):
         assert rec["machine"][key], key
     threads = rec["settings"]["threads"]
@@ -121,7 +122,7 @@ def test_short_bench_record(bench_models, tmp_path, gtzan_root):
                   if ln.startswith("| model |"))
     assert [c.strip() for c in header.split("|") if "thread" in c] == [
         f"{n} thread{'s' if n != 1 else ''} ms" for n in threads]
-    for key in ("yamnet_over_edge_model_latency_1thread", "librosa_over_streaming_frontend",
+    for key in ("yamnet_over_tested_model_latency_1thread", "librosa_over_streaming_frontend",
                 "scratch_over_streaming_frontend"):
         _positive(rec["ratios"][key], f"ratios.{key}")
     _positive(rec["python_floor"]["median_s"], "python_floor")

@@ -82,14 +82,14 @@ def test_short_bench_with_a_waveform_file(waveform_files, tmp_path, gtzan_root):
 
 
 def _model(name, ms, in_graph, frontend=None):
-    return {"name": name, "role": "edge", "quantization": "fp32", "format": "tflite",
+    return {"name": name, "role": bench.TESTED_ROLE, "quantization": "fp32", "format": "tflite",
             "macs": 1, "frontend_in_graph": in_graph, "frontend": frontend,
             "latency": [{"backend": "ai-edge-litert", "threads": 1,
                          "per_window_ms": {"median_ms": ms}}]}
 
 
 def test_ratios_do_not_add_a_frontend_to_an_in_graph_file():
-    """YAMNet (whose graph holds its front-end) against a waveform-in edge file: the model's
+    """YAMNet (whose graph holds its front-end) against a waveform-in file under test: the model's
     latency alone, no numpy front-end added; against a spectrogram-in file: model + front-end."""
     yam = {"latency": [{"threads": 1, "per_window_ms": {"median_ms": 30.0}}]}
     fe = {"key": "k", "per_hop_ms": {"scratch": {"median_ms": 5.0},
@@ -97,14 +97,14 @@ def test_ratios_do_not_add_a_frontend_to_an_in_graph_file():
                                       "scratch_logmel": {"median_ms": 4.0}, "librosa": None}}
     wave = bench.ratios({"models": [_model("w.tflite", 10.0, True)], "frontends": [fe],
                          "yamnet": yam})
-    assert wave["yamnet_over_edge_frontend_plus_model_1thread"] == 3.0
-    assert wave["edge_frontend_in_graph"] is True
+    assert wave["yamnet_over_tested_frontend_plus_model_1thread"] == 3.0
+    assert wave["tested_frontend_in_graph"] is True and wave["tested_file"] == "w.tflite"
     spectro = bench.ratios({"models": [_model("s.tflite", 10.0, False, "k")], "frontends": [fe],
                             "yamnet": yam})
-    assert spectro["yamnet_over_edge_frontend_plus_model_1thread"] == 2.0
-    assert "edge_frontend_in_graph" not in spectro
-    assert "edge model with its front-end in-graph" in report.markdown(_record(wave))
-    assert "edge front-end from scratch + model" in report.markdown(_record(spectro))
+    assert spectro["yamnet_over_tested_frontend_plus_model_1thread"] == 2.0
+    assert "tested_frontend_in_graph" not in spectro
+    assert "tested model with its front-end in-graph" in report.markdown(_record(wave))
+    assert "tested model's front-end from scratch + model" in report.markdown(_record(spectro))
 
 
 def _record(ratios: dict) -> dict:

@@ -23,7 +23,7 @@ def jazz():
     return to_mono(audio.samples), audio.sample_rate
 
 
-def test_push_in_chunks_equals_classify(clf, jazz):
+def test_push_in_blocks_equals_classify(clf, jazz):
     y, rate = jazz
     whole = clf.classify(y, rate)
     clf.reset()

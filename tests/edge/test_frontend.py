@@ -11,8 +11,8 @@ from edge_genre.edge.config import FrontendConfig, WindowConfig
 librosa = pytest.importorskip("librosa")
 
 PAPER = FrontendConfig()  # librosa's defaults, the paper preset's front-end
-EDGE_LIKE = FrontendConfig(sample_rate=16000, n_fft=512, win_length=400, hop_length=320,
-                           n_mels=64, fmin=50, fmax=8000, center=False)
+SCRATCH_LIKE = FrontendConfig(sample_rate=16000, n_fft=512, win_length=400, hop_length=320,
+                              n_mels=64, fmin=50, fmax=8000, center=False)
 YAMNET_LIKE = FrontendConfig(sample_rate=16000, n_fft=512, win_length=400, hop_length=160,
                              n_mels=64, fmin=125, fmax=7500, power=1.0, mel_scale="htk",
                              mel_norm=None, center=False, scale="log")
@@ -20,7 +20,7 @@ YAMNET_LIKE = FrontendConfig(sample_rate=16000, n_fft=512, win_length=400, hop_l
 #: at 16 kHz, 512-point FFT, 256 hop, 96 bands, then ln(mel + 1e-4).
 MUSICNN_LIKE = FrontendConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96,
                               scale="log", log_offset=1e-4, top_db=None)
-CONFIGS = {"paper": PAPER, "edge-like": EDGE_LIKE, "yamnet-like": YAMNET_LIKE,
+CONFIGS = {"paper": PAPER, "scratch-like": SCRATCH_LIKE, "yamnet-like": YAMNET_LIKE,
            "musicnn-like": MUSICNN_LIKE}
 
 #: Worst difference allowed between our dB log-mel and librosa's, in dB.
@@ -78,7 +78,7 @@ def test_resize_matches_half_pixel_bilinear():
     np.testing.assert_allclose(fe.resize_bilinear(img, (3, 4)), img)
 
 
-@pytest.mark.parametrize("name", ["paper", "edge-like"])
+@pytest.mark.parametrize("name", ["paper", "scratch-like"])
 def test_streaming_equals_batch_and_reuses_frames(name):
     cfg = CONFIGS[name]
     win = WindowConfig()
@@ -88,7 +88,7 @@ def test_streaming_equals_batch_and_reuses_frames(name):
     got = []
     rng = np.random.default_rng(0)
     pos = 0
-    while pos < len(y):  # uneven chunks, as a sound card delivers them
+    while pos < len(y):  # uneven blocks, as a sound card delivers them
         n = int(rng.integers(100, 5000))
         got += stream.push(y[pos:pos + n])
         pos += n
@@ -116,7 +116,7 @@ def test_config_round_trip_and_validation():
 
 def test_window_hop_is_whole_frames():
     assert WindowConfig().hop_samples(PAPER) % PAPER.hop_length == 0
-    assert WindowConfig().hop_samples(EDGE_LIKE) == 32000
+    assert WindowConfig().hop_samples(SCRATCH_LIKE) == 32000
 
 
 def _pushed(stream, y, rng, max_push):
@@ -133,7 +133,7 @@ SMALL = FrontendConfig(sample_rate=8000, n_fft=256, hop_length=64, n_mels=16)
 SMALL_UNCENTRED = dataclasses.replace(SMALL, center=False)
 #: (front-end, window, hop): the presets' 4 s / 2 s cuts, and small ones that cover the corners.
 CUTS = {
-    "paper": (PAPER, 88200, 44032), "edge-like": (EDGE_LIKE, 64000, 32000),
+    "paper": (PAPER, 88200, 44032), "scratch-like": (SCRATCH_LIKE, 64000, 32000),
     "musicnn-like": (MUSICNN_LIKE, 64000, 32000), "yamnet-like": (YAMNET_LIKE, 64000, 32000),
     "one-frame-hop": (SMALL, 4000, 64),  # nearly every frame shared
     "small": (SMALL, 4000, 1600),
@@ -169,10 +169,10 @@ def test_streaming_equals_batch_over_random_push_sizes(name, max_push):
                                           for s in starts]
 
 
-@pytest.mark.parametrize("name", ["paper", "edge-like", "musicnn-like"])
+@pytest.mark.parametrize("name", ["paper", "scratch-like", "musicnn-like"])
 def test_streaming_hop_computes_only_its_new_frames(name):
     """A hop computes the frames of its new samples (a hop's worth) and a centred front-end's
-    zero-padded edge frames; the rest of the window is the previous window's frames."""
+    zero-padded boundary frames; the rest of the window is the previous window's frames."""
     cfg = CONFIGS[name]
     win = WindowConfig()
     size, hop = win.window_samples(cfg), win.hop_samples(cfg)
@@ -181,16 +181,16 @@ def test_streaming_hop_computes_only_its_new_frames(name):
     assert len(stream.push(y[:size])) == 1
     per_window = cfg.n_frames(size)
     starts = fe.frame_starts(cfg, size)
-    edges = int(np.sum((starts < 0) | (starts + cfg.n_fft > size)))
+    boundary = int(np.sum((starts < 0) | (starts + cfg.n_fft > size)))
     assert stream.frames_computed == per_window and stream.frames_reused == 0
     for i in range(3):
         before = stream.frames_computed, stream.frames_reused
         assert len(stream.push(y[size + i * hop:size + (i + 1) * hop])) == 1
         computed = stream.frames_computed - before[0]
         reused = stream.frames_reused - before[1]
-        assert computed == hop // cfg.hop_length + edges
+        assert computed == hop // cfg.hop_length + boundary
         assert computed + reused == per_window
-        assert computed < 0.55 * per_window + edges
+        assert computed < 0.55 * per_window + boundary
 
 
 def test_mirrored_ring_holds_the_latest_items_contiguously():

@@ -151,12 +151,12 @@ def test_approximation_error_stays_below_documented_bound():
         assert abs(a * up / down / b - 1) < 1 / (rs.MAX_FACTOR - 1)
 
 
-@pytest.mark.parametrize("chunk", [1, 333, 4096])
-def test_streaming_equals_whole_for_an_approximated_ratio(chunk):
+@pytest.mark.parametrize("block", [1, 333, 4096])
+def test_streaming_equals_whole_for_an_approximated_ratio(block):
     y = np.random.default_rng(2).standard_normal(20_000)
     whole = rs.resample(y, 383_987, 22050)
     r = rs.Resampler(383_987, 22050)
-    parts = [r.process(y[i:i + chunk]) for i in range(0, len(y), chunk)] + [r.flush()]
+    parts = [r.process(y[i:i + block]) for i in range(0, len(y), block)] + [r.flush()]
     np.testing.assert_array_equal(np.concatenate(parts), whole)
 
 

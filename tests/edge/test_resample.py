@@ -1,4 +1,4 @@
-"""The streaming resampler: chunked == whole, lengths, tones, and agreement with soxr/librosa."""
+"""The streaming resampler: in blocks == whole, lengths, tones, and agreement with soxr/librosa."""
 from __future__ import annotations
 
 import numpy as np
@@ -18,16 +18,16 @@ def test_length_and_tone(rates):
     out = resample(y, src, dst)
     assert len(out) == int(np.ceil(src * dst / src))
     ref = 0.5 * np.sin(2 * np.pi * 440 * np.arange(len(out)) / dst)
-    inner = slice(200, -200)  # edges see the zeros before and after
+    inner = slice(200, -200)  # the two ends see the zeros before and after
     assert np.max(np.abs(out[inner] - ref[inner])) < 2e-3
 
 
-@pytest.mark.parametrize("chunk", [1, 17, 512, 4800, 100_000])
-def test_streaming_equals_whole(chunk):
+@pytest.mark.parametrize("block", [1, 17, 512, 4800, 100_000])
+def test_streaming_equals_whole(block):
     y = audio.load(gtzan_file("classical.00001"), 22050)[:3 * 22050]
     whole = resample(y, 22050, 16000)
     r = Resampler(22050, 16000)
-    parts = [r.process(y[i:i + chunk]) for i in range(0, len(y), chunk)] + [r.flush()]
+    parts = [r.process(y[i:i + block]) for i in range(0, len(y), block)] + [r.flush()]
     np.testing.assert_array_equal(np.concatenate(parts), whole)
 
 

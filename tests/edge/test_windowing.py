@@ -42,7 +42,7 @@ def test_window_rule():
     (1496, [0, 496], 0), (2487, [0, 496, 992], 0),  # every (rounded) hop
     (2488, [0, 496, 992, 1488], 0),
 ])
-def test_starts_at_the_edges(n, starts, pad):
+def test_starts_at_the_ends_of_the_rule(n, starts, pad):
     assert TINY_WINDOW.hop_samples(TINY_FRONTEND) == 496  # 0.5 s rounded to whole STFT hops
     assert window_starts(n, TINY_FRONTEND, TINY_WINDOW) == starts
     assert padding(n, TINY_FRONTEND, TINY_WINDOW) == pad

@@ -1,9 +1,9 @@
 """A tiny but real training run for the export tests (fixtures in a plain module: a second
 conftest.py would shadow tests/conftest for 'from conftest import').
 
-An edge-like front-end (16 kHz, 40 mels, 4 s windows) on real GTZAN excerpts from ../shared, a
-small CNN trained for a few epochs so its predictions are confident enough for agreement checks to
-mean something, and the run directory around it (``run_dir.write_run``, as training writes it).
+A small front-end like the scratch preset's (16 kHz, 40 mels, 4 s windows) on real GTZAN excerpts
+from ../shared, a small CNN trained for a few epochs so its predictions are confident enough for
+agreement checks to mean something, and the run directory around it (``run_dir.write_run``, as training writes it).
 """
 from __future__ import annotations
 

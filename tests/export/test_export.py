@@ -73,6 +73,8 @@ def test_writes_all_files_and_report(exported):
     assert sizes["tiny-int8w.tflite"] < sizes["tiny-fp32.tflite"]
     assert sizes["tiny-int8w.onnx"] < sizes["tiny-fp32.onnx"]
     assert on_disk["evaluation"].get("note") is None
+    assert 0 <= on_disk["evaluation"]["keras_window_accuracy"] <= 1
+    assert all(0 <= f["window_accuracy"] <= 1 for f in on_disk["files"])
     for f in report["files"]:  # fp32 files are the Keras model
         if f["quantization"] == "fp32":
             assert f["agreement"] == 1.0 and f["max_prob_diff"] < 1e-4
@@ -195,6 +197,7 @@ def test_run_without_test_tracks_checks_training_windows(tiny_run, tmp_path, fea
     table = capsys.readouterr().out
     assert "no held-out tracks in this run): agreement only is meaningful" in table
     assert "tiny-int8w.tflite" in table and "train track acc" in table
+    assert "train window acc" in table and "chunk" not in table
     report = json.loads((out / "export_report.json").read_text())
     ev = report["evaluation"]
     assert ev["part"] == "train" and "agreement only is meaningful" in ev["note"]
@@ -295,7 +298,7 @@ def test_cv_record_goes_into_every_card(tiny_run, tmp_path, feature_cache, capsy
     import onnx
 
     record = tmp_path / "cv.json"
-    record.write_text(json.dumps({"runs": [_cv_output("edge"), _cv_output("tiny")]}))
+    record.write_text(json.dumps({"runs": [_cv_output("scratch"), _cv_output("tiny")]}))
     out = tmp_path / "o"
     assert cli([tiny_run, "--out", out, "--cv-record", record,
                 "--cache-dir", feature_cache]) == 0

@@ -4,7 +4,7 @@
 Before the fix it was 4-8 % on this 2-core machine, against under 2 % for the same audio pushed
 offline: numpy's OpenBLAS woke a worker thread for the small products of each 100 ms block, and
 it then spun before sleeping; and every block was resampled and pushed on its own. CPU time, not
-wall time, is measured, so a busy machine slows nothing here; the bound has room for that
+wall time, is measured, so a busy machine slows nothing here; the bound leaves a margin for that
 noise (the fixed path measures about 0.5 % on silence and 1 % with music). See
 benchmarks/live_cost.py for the full figures.
 """

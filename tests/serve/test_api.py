@@ -214,8 +214,9 @@ def test_too_long_audio_is_413(small_server):
     still_serving(small_server)
 
 
-def _raw_request(srv, head: str, chunks, chunked: bool) -> tuple[int, str, int]:
-    """Send a request with a socket, stopping as soon as the server has answered.
+def _raw_request(srv, head: str, pieces, chunked: bool) -> tuple[int, str, int]:
+    """Send a request's body in ``pieces`` with a socket (``chunked``: each one an HTTP/1.1
+    chunk of ``Transfer-Encoding: chunked``), stopping as soon as the server has answered.
 
     Returns (status, body, bytes of the body sent)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -226,17 +227,17 @@ def _raw_request(srv, head: str, chunks, chunked: bool) -> tuple[int, str, int]:
     sent = 0
     try:
         sock.sendall(head.encode())
-        for chunk in chunks:
-            # Wait for the server: its answer (or its close) ends the upload, room in the
-            # socket's buffer lets the next chunk go.
+        for piece in pieces:
+            # Wait for the server: its answer (or its close) ends the upload, space in the
+            # socket's buffer lets the next piece go.
             readable, writable, _ = select.select([sock], [sock], [], 30)
             if readable or not writable:
                 break
             try:
-                sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n" if chunked else chunk)
+                sock.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n" if chunked else piece)
             except (BrokenPipeError, ConnectionResetError):
                 break
-            sent += len(chunk)
+            sent += len(piece)
         sock.settimeout(30)
         answer = b""
         while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):

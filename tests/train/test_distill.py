@@ -6,7 +6,7 @@ import pytest
 from edge_genre.train import distill as D
 from edge_genre.train import yamnet as Y
 from edge_genre.train.data import discover
-from edge_genre.train.presets import EDGE
+from edge_genre.train.presets import SCRATCH
 
 from tests.conftest import YAMNET_TFLITE
 
@@ -29,7 +29,7 @@ def test_student_trains_one_epoch_with_aligned_windows(gtzan_root, tmp_path):
     genre, emb = o.student(x, training=False)
     assert tuple(genre.shape) == (5, len(ds.labels)) and tuple(emb.shape) == (5, 8)
     probs = np.asarray(o.model(x, training=False))
-    assert o.model.input_shape[1:] == EDGE.input_shape
+    assert o.model.input_shape[1:] == SCRATCH.input_shape
     assert probs.shape == (5, len(ds.labels))
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
     np.testing.assert_allclose(probs, np.asarray(genre), atol=1e-6)  # shared body and head

@@ -1,4 +1,4 @@
-"""Training on real GTZAN audio: the paper net takes a step, the edge preset runs end to end
+"""Training on real GTZAN audio: the paper net takes a step, the scratch preset runs end to end
 through the CLI and writes the model directory contract, and no test track reaches training."""
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ def cache_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_run(gtzan_root, cache_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "edge-tiny"
-    rc = main(["train", "--preset", "edge", "--data", str(gtzan_root), "--limit", "2",
+    out = tmp_path_factory.mktemp("runs") / "scratch-tiny"
+    rc = main(["train", "--preset", "scratch", "--data", str(gtzan_root), "--limit", "2",
                "--epochs", "1", "--cache", str(cache_dir), "--out", str(out), "--quiet"])
     assert rc == 0
     return out
@@ -56,11 +56,11 @@ def test_paper_net_trains_one_step_on_real_windows(gtzan_root):
 
 
 @pytest.mark.slow
-def test_edge_cli_run_writes_the_model_directory(tiny_run):
+def test_scratch_cli_run_writes_the_model_directory(tiny_run):
     for name in ("model.keras", "model_card.json", "run.json", "curves.png", "confusion.png"):
         assert (tiny_run / name).is_file(), name
     card = ModelCard.from_json((tiny_run / "model_card.json").read_text())
-    assert card.preset == "edge" and card.quantization == "fp32"
+    assert card.preset == "scratch" and card.quantization == "fp32"
     assert card.input_shape == (64, 199, 1) and len(card.labels) == 10
     assert card.frontend.std != 1.0 and card.package_version
     record = json.loads((tiny_run / "run.json").read_text())
@@ -88,7 +88,7 @@ def test_no_test_track_reaches_training(tiny_run, gtzan_root, artist_index_path)
     assert not (by_artist[0] & by_artist[2]), "an artist is on both sides"
     # The windows that trained the model are exactly the training tracks' windows.
     ds = discover(gtzan_root)
-    preset = get_preset("edge")
+    preset = get_preset("scratch")
     w = load_windows([t for t in ds.tracks if t.track_id in train], preset.frontend,
                      preset.window)
     assert record["windows"]["train"] == len(w)
@@ -105,7 +105,9 @@ def test_evaluate_tiny_run(tiny_run, gtzan_root, cache_dir, capsys, tmp_path):
     assert rc == 0
     text = capsys.readouterr().out
     assert "split: test part of the run's random split" in text
-    assert "chunk accuracy" in text and "track accuracy" in text and "track confusion" in text
+    assert "window accuracy" in text and "track accuracy" in text and "track confusion" in text
+    assert "chunk" not in text
+    assert "window_accuracy" in json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     record = json.loads((tiny_run / "run.json").read_text())
     assert report["n_tracks"] == len(record["split"]["test"])
@@ -117,7 +119,7 @@ def test_evaluate_tiny_run(tiny_run, gtzan_root, cache_dir, capsys, tmp_path):
 @pytest.mark.slow
 def test_cross_validation_and_baseline_on_the_same_folds(gtzan_root, cache_dir, tmp_path,
                                                          capsys):
-    rc = main(["evaluate", "--cv", "2", "--preset", "edge", "--data", str(gtzan_root),
+    rc = main(["evaluate", "--cv", "2", "--preset", "scratch", "--data", str(gtzan_root),
                "--limit", "2", "--epochs", "1", "--cache", str(cache_dir), "--quiet",
                "--out", str(tmp_path / "cv.json")])
     assert rc == 0
@@ -160,7 +162,7 @@ def test_several_presets_cross_validate_on_the_same_folds(gtzan_root, cache_dir,
 
 def test_an_unknown_preset_in_a_list_is_one_line(gtzan_root, capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["evaluate", "--cv", "2", "--preset", "edge,resnet", "--data", str(gtzan_root)])
+        main(["evaluate", "--cv", "2", "--preset", "scratch,resnet", "--data", str(gtzan_root)])
     assert exc.value.code == 2
     assert "unknown preset resnet" in capsys.readouterr().err
 
@@ -174,7 +176,7 @@ def test_user_errors_are_one_line(gtzan_root, tmp_path, capsys):
     assert main(["evaluate", str(tmp_path), "--data", str(gtzan_root)]) == 2
     err = capsys.readouterr().err
     assert "is not a model directory" in err and "Traceback" not in err
-    assert main(["train", "--preset", "edge", "--data", str(tmp_path / "nope"),
+    assert main(["train", "--preset", "scratch", "--data", str(tmp_path / "nope"),
                  "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
@@ -184,13 +186,13 @@ def test_best_epoch_is_one_rule_for_every_fit():
     validated epoch by the preset's selection (ties: the earliest), else the last."""
     from edge_genre.train.fit import best_epoch
 
-    track_first = get_preset("edge").train  # selection val_track_accuracy
-    chunk_first = get_preset("paper").train  # selection val_accuracy
+    track_first = get_preset("scratch").train  # selection val_track_accuracy
+    window_first = get_preset("paper").train  # selection val_accuracy
     history = [{"epoch": 1, "val_accuracy": 0.6, "val_track_accuracy": 0.5, "val_loss": 1.0},
                {"epoch": 2, "val_accuracy": 0.5, "val_track_accuracy": 0.7, "val_loss": 1.2},
                {"epoch": 3, "val_accuracy": 0.5, "val_track_accuracy": 0.7, "val_loss": 1.1}]
     assert best_epoch(history, track_first) == 3  # track accuracy tie: lower loss
-    assert best_epoch(history, chunk_first) == 1
+    assert best_epoch(history, window_first) == 1
     assert best_epoch(history[1:2] * 2, track_first) == 1  # a full tie: the earliest
     assert best_epoch([{"epoch": 1, "accuracy": 0.9}, {"epoch": 2, "accuracy": 0.8}],
                       track_first) == 2  # not validated: the last, as fit_windows keeps

@@ -1,4 +1,5 @@
-"""Presets: the paper net's exact size, the edge net within its Pi budget and int8-friendly."""
+"""Presets: the paper net's exact size, the scratch net within its Pi budget and int8-friendly,
+and the deprecated name ``edge`` still read as ``scratch`` for one release."""
 from __future__ import annotations
 
 import os
@@ -10,8 +11,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from edge_genre.errors import EdgeGenreError  # noqa: E402
 from edge_genre.train import macs  # noqa: E402
-from edge_genre.train.presets import (EDGE_MAX_MACS, EDGE_MAX_PARAMS, PRESETS,  # noqa: E402
-                                      TRANSFER_PRESETS, Preset, get_preset)
+from edge_genre.train.presets import (DEPRECATED_NAMES, PI_MAX_MACS,  # noqa: E402
+                                      PI_MAX_PARAMS, PRESETS, TRANSFER_PRESETS, Preset,
+                                      canonical_name, get_preset)
 
 #: Layers that convert to int8 TFLite/ONNX without float fallbacks (BN folds into the conv).
 INT8_FRIENDLY = {"Conv2D", "DepthwiseConv2D", "SeparableConv2D", "BatchNormalization", "ReLU",
@@ -41,20 +43,20 @@ def test_paper_preset_layer_by_layer():
     assert n_macs == 4_286_066_400
 
 
-def test_edge_preset_fits_a_pi():
-    p = get_preset("edge")
+def test_scratch_preset_fits_a_pi():
+    p = get_preset("scratch")
     assert p.input_shape == (64, 199, 1)
     assert p.frontend.resize is None
     model = p.build(10)
     n_macs, n_params = macs.count(model)
-    assert n_macs <= EDGE_MAX_MACS and n_params <= EDGE_MAX_PARAMS
+    assert n_macs <= PI_MAX_MACS and n_params <= PI_MAX_PARAMS
     kinds = {r.kind for r in macs.layer_costs(model)}
     assert kinds <= INT8_FRIENDLY, kinds - INT8_FRIENDLY
     assert model.output_shape == (None, 10)
 
 
 def test_unknown_preset_is_a_user_error():
-    assert set(PRESETS) == {"paper", "edge", "transfer", "student", "music"}
+    assert set(PRESETS) == {"paper", "scratch", "transfer", "student", "music"}
     with pytest.raises(EdgeGenreError, match="unknown preset"):
         get_preset("resnet")
 
@@ -73,10 +75,10 @@ def test_transfer_presets_without_their_module_are_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "edge_genre.train.transfer", None)  # as if left out
     with pytest.raises(EdgeGenreError, match="preset transfer is not available in this install"):
         get_preset("transfer")
-    assert get_preset("edge").name == "edge"  # the built-in presets are still there
+    assert get_preset("scratch").name == "scratch"  # the built-in presets are still there
 
 
-def test_student_is_within_the_edge_budget():
+def test_student_is_within_the_pi_budget():
     """The student keeps YAMNet's first 6 layers: under 100 M MACs and 500 k parameters."""
     from tests.conftest import YAMNET_TFLITE
 
@@ -86,6 +88,39 @@ def test_student_is_within_the_edge_budget():
     assert p.name == "student" and p.input_shape == get_preset("transfer").input_shape
     model = p.build(10)
     n_macs, n_params = macs.count(model)
-    assert n_macs <= EDGE_MAX_MACS and n_params <= EDGE_MAX_PARAMS
+    assert n_macs <= PI_MAX_MACS and n_params <= PI_MAX_PARAMS
     assert n_macs < macs.count(get_preset("transfer").build(10))[0] / 2.5
     assert model.output_shape == (None, 10)
+
+
+def test_the_old_name_edge_is_the_scratch_preset_for_one_release(capsys):
+    """``edge`` (the preset's name before ``scratch``) resolves in one place, with one note on
+    stderr and nothing on stdout; it is not offered as a choice."""
+    assert DEPRECATED_NAMES == {"edge": "scratch"} and "edge" not in PRESETS
+    assert get_preset("edge").name == "scratch"
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.count("\n") == 1
+    assert "'edge' is now called 'scratch'" in out.err
+    assert canonical_name("edge", note=False) == "scratch" and canonical_name("paper") == "paper"
+    assert capsys.readouterr().err == ""
+
+
+def test_the_cli_reads_the_old_name_and_shows_only_the_new_one(capsys):
+    from edge_genre.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["train", "--data", "D", "--out", "O"])
+    assert args.preset == "scratch" and capsys.readouterr().err == ""  # the default, no note
+    args = parser.parse_args(["train", "--preset", "edge", "--data", "D", "--out", "O"])
+    out = capsys.readouterr()
+    assert args.preset == "scratch" and out.out == "" and "is now called 'scratch'" in out.err
+    args = parser.parse_args(["evaluate", "--data", "D", "--cv", "2", "--preset", "transfer,edge"])
+    assert args.preset == ["transfer", "scratch"]
+    args = parser.parse_args(["summary", "--preset", "edge"])
+    assert args.preset == "scratch"
+    capsys.readouterr()
+    for command in ("train", "summary"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([command, "--help"])
+        text = capsys.readouterr().out
+        assert "{paper,scratch,transfer,student,music}" in text and "edge," not in text
