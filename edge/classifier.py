@@ -39,43 +39,13 @@ import numpy as np
 
 from edge_genre.edge.audio import rms_dbfs, to_mono
 from edge_genre.edge.backends import Runner, as_runner
+from edge_genre.edge.config import ClassifierConfig
 from edge_genre.edge.frontend import StreamingFrontend, StreamingWindows
 from edge_genre.edge.resample import Resampler
 from edge_genre.edge.windowing import padding, track_mean, window_span
 from edge_genre.errors import AudioError
 
 NO_MUSIC = "no music"
-
-
-@dataclass(frozen=True)
-class ClassifierConfig:
-    """How windows become decisions.
-
-    Parameters
-    ----------
-    hop_seconds : seconds between window starts; None keeps the card's (2 s by default). Rounded
-        to whole STFT hops so frames are shared between windows.
-    smoothing : the smoothed decision is the mean probability of the last ``smoothing`` non-silent
-        windows (1 = no smoothing). Silence clears it, so music after a pause starts afresh.
-    silence_dbfs : windows with an RMS level below this are "no music" (not classified).
-    max_batch : most windows of a track sent to the interpreter at once (``classify``,
-        ``classify_file``). The probabilities do not depend on it; the interpreter's memory does
-        (it keeps buffers sized for the largest batch it has run: ~4.5 MB a window for the
-        default model), and throughput is flat above ~8.
-    """
-
-    hop_seconds: float | None = None
-    smoothing: int = 3
-    silence_dbfs: float = -60.0
-    max_batch: int = 8
-
-    def __post_init__(self) -> None:
-        if self.smoothing < 1:
-            raise ValueError("smoothing must be at least 1 window")
-        if self.hop_seconds is not None and self.hop_seconds <= 0:
-            raise ValueError("hop must be positive")
-        if self.max_batch < 1:
-            raise ValueError("max_batch must be at least 1 window")
 
 
 @dataclass

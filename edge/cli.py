@@ -12,6 +12,10 @@ import sys
 from collections.abc import Iterator
 
 from edge_genre.edge.cli_args import add_model_args, positive_float, positive_int
+from edge_genre.edge.config import ClassifierConfig
+
+#: listen's decision defaults are the Classifier's (edge.config, a light import).
+DECISIONS = ClassifierConfig()
 
 
 
@@ -46,10 +50,10 @@ def register(sub) -> None:
     add_model_args(p)
     p.add_argument("--hop", type=positive_float, metavar="S",
                    help="seconds between decisions (default: the model's, usually 2)")
-    p.add_argument("--smoothing", type=positive_int, default=3, metavar="N",
-                   help="smoothed decision = mean of the last N windows (default 3)")
-    p.add_argument("--silence-dbfs", type=float, default=-60.0, metavar="DB",
-                   help="windows quieter than this are 'no music' (default -60)")
+    p.add_argument("--smoothing", type=positive_int, default=DECISIONS.smoothing, metavar="N",
+                   help="smoothed decision = mean of the last N windows (default %(default)s)")
+    p.add_argument("--silence-dbfs", type=float, default=DECISIONS.silence_dbfs, metavar="DB",
+                   help="windows quieter than this are 'no music' (default %(default)s)")
     p.add_argument("--json", action="store_true",
                    help="one JSON line per window on stdout: genre, confidence, probabilities, "
                         "smoothed_genre, ...")

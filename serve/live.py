@@ -30,6 +30,8 @@ import logging
 import threading
 from dataclasses import dataclass
 
+from edge_genre.edge.config import ClassifierConfig
+
 log = logging.getLogger("edge_genre.serve")
 
 #: Reconnection delay the browser is told to use after a stream ends (milliseconds).
@@ -53,8 +55,8 @@ class LiveSettings:
     enabled: bool = True
     device: str | None = None
     hop_seconds: float | None = None
-    smoothing: int = 3
-    silence_dbfs: float = -60.0
+    smoothing: int = ClassifierConfig.smoothing  # listen's defaults, defined once
+    silence_dbfs: float = ClassifierConfig.silence_dbfs
     heartbeat_seconds: float = 15.0
     stall_seconds: float | None = None
     reconnect_timeout: float = 60.0
