@@ -29,6 +29,7 @@ from edge_genre.edge.config import ModelCard
 from edge_genre.edge.windowing import cut_windows, track_probabilities
 from edge_genre.errors import DataError, ModelError
 from edge_genre.export.pipeline import CV_KEY  # the card key export --cv-record writes
+from edge_genre.export.pipeline import REPORT_FILE as EXPORT_REPORT  # export's report beside a file
 from edge_genre.train.data import Dataset, Track, discover
 from edge_genre.train.features import LabelledWindows, load_windows, settings_key
 from edge_genre.train.run_dir import RECORD_FILE, RunRecord, RunSplit, read_record
@@ -39,7 +40,6 @@ log = logging.getLogger("edge_genre")
 DEFAULT_SPLIT = {"name": "artist", "seed": 0, "valid": 0.15, "test": 0.15}
 #: ``accuracy["source"]`` values in bench.json.
 SOURCE_CV, SOURCE_HELD_OUT, SOURCE_ZERO_SHOT = "card cv", "held-out", "zero-shot all tracks"
-EXPORT_REPORT = "export_report.json"
 
 
 @dataclass

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from edge_genre.edge.backends import quiet_native_stderr
+from edge_genre.edge.windowing import window_span
 from edge_genre.errors import DeviceError
 
 log = logging.getLogger("edge_genre.mic")
@@ -530,7 +531,7 @@ class WindowFeeder:
 
     def _needed(self) -> int:
         clf = self.classifier
-        end = self._decided * clf.hop_samples + clf.window_samples  # model samples
+        end = window_span(self._decided, clf.frontend, clf.window_config)[1]  # model samples
         return math.ceil(end * self._ratio) + self._lookahead
 
     def add(self, block: np.ndarray) -> list:

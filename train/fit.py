@@ -23,7 +23,7 @@ from edge_genre.edge.config import FrontendConfig, ModelCard
 from edge_genre.errors import DataError
 from edge_genre.train.augment import augment_batch
 from edge_genre.train.data import Dataset, discover
-from edge_genre.train.scores import Report, score, track_probabilities
+from edge_genre.train.scores import Report, score, track_accuracy
 from edge_genre.train.features import LabelledWindows, load_windows, normalization_stats
 from edge_genre.train.presets import Preset, TrainConfig, get_preset
 from edge_genre.train.run_dir import (CONFUSION_FILE, CURVES_FILE, RECORD_FILE, TEST_REPORT_FILE,
@@ -184,8 +184,7 @@ def fit_windows(preset: Preset, n_labels: int, train: LabelledWindows, x_train: 
             p = np.clip(probs[np.arange(len(probs)), valid.y], 1e-7, 1.0)
             m["val_loss"] = float(-np.mean(np.log(p)))
             m["val_accuracy"] = float(np.mean(probs.argmax(1) == valid.y))
-            tp, tl = track_probabilities(probs, valid.track, valid.y)
-            m["val_track_accuracy"] = float(np.mean(tp.argmax(1) == tl))
+            m["val_track_accuracy"] = track_accuracy(probs, valid.track, valid.y)
         history.append(m)
         key = _selection_key(m, cfg) if valid is not None and len(valid) else (epoch,)
         if best_key is None or key > best_key:

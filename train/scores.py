@@ -20,6 +20,13 @@ def track_probabilities(probs: np.ndarray, owners: np.ndarray, labels: np.ndarra
     return tp, track_labels(ids, owners, labels)
 
 
+def track_accuracy(probs: np.ndarray, owners: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of tracks whose mean window probabilities (``track_probabilities``) pick their
+    true label."""
+    tp, tl = track_probabilities(probs, owners, labels)
+    return float(np.mean(tp.argmax(1) == tl)) if len(tl) else 0.0
+
+
 def track_labels(ids: np.ndarray, owners: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The true label of each track in ``ids``: that of its first window."""
     owners, labels = np.asarray(owners), np.asarray(labels)

@@ -36,7 +36,7 @@ from edge_genre.train.backbones import Backbone, get_backbone
 from edge_genre.train.data import Track
 from edge_genre.train.features import FeatureCache, load_windows, settings_key
 from edge_genre.train.roomsim import RoomCopy, augment_copies
-from edge_genre.train.scores import track_probabilities
+from edge_genre.train.scores import track_accuracy
 
 log = logging.getLogger("edge_genre")
 
@@ -263,12 +263,6 @@ def fit_head(x: np.ndarray, y: np.ndarray, n_labels: int, cfg: TransferConfig):
     head = build_head(x.shape[1], n_labels, kernel, bias)
     info = {"train_window_accuracy": float(clf.score(z, y)), "iterations": int(np.max(clf.n_iter_))}
     return head, info
-
-
-def track_accuracy(probs: np.ndarray, owners: np.ndarray, labels: np.ndarray) -> float:
-    """Accuracy of tracks whose prediction is the mean of their windows' probabilities."""
-    tp, tl = track_probabilities(probs, owners, labels)
-    return float(np.mean(tp.argmax(1) == tl))
 
 
 # ----------------------------------------------------------------------------- the whole model
