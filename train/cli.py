@@ -7,8 +7,7 @@ import argparse
 from edge_genre.edge.cli_args import add_cache_arg
 from edge_genre.train.presets import PRESETS as PRESET_CHOICES  # light: numpy and dataclasses
 from edge_genre.train.presets import canonical_name
-
-SPLIT_CHOICES = ("artist", "track", "fault-filtered", "final")
+from edge_genre.train.splits import SPLITS as SPLIT_CHOICES  # light: numpy and data
 
 
 def register(sub) -> None:

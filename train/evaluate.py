@@ -78,7 +78,7 @@ def evaluate_run_dir(run_dir, data, split: str = "run", seed: int | None = None,
     """
     from edge_genre.train.data import discover
     from edge_genre.train.features import load_windows
-    from edge_genre.train.fit import make_split
+    from edge_genre.train.splits import make_split
 
     model, card, record = load_run(run_dir)
     ds = discover(data)

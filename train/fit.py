@@ -28,11 +28,10 @@ from edge_genre.train.features import LabelledWindows, load_windows, normalizati
 from edge_genre.train.presets import Preset, TrainConfig, get_preset
 from edge_genre.train.run_dir import (CONFUSION_FILE, CURVES_FILE, RECORD_FILE, TEST_REPORT_FILE,
                                       RunRecord, RunSplit, write_run)
-from edge_genre.train.splits import Split, fault_filtered_split, final_split, track_split
+from edge_genre.train.splits import Split, make_split
 
 log = logging.getLogger("edge_genre")
 
-SPLITS = ("artist", "track", "fault-filtered", "final")
 #: Threads TensorFlow may use: this toolkit trains on small shared boxes (and Pis).
 DEFAULT_THREADS = 2
 
@@ -73,26 +72,6 @@ class FitOutcome:
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
     train_seconds: float = 0.0
-
-
-# ----------------------------------------------------------------------------- splits
-
-
-def make_split(ds: Dataset, name: str = "artist", seed: int = 0) -> Split:
-    """``artist`` (grouped by artist where an index is known), ``track`` (by track only) or
-    ``fault-filtered`` (the published GTZAN lists, found beside the artist index)."""
-    if name == "artist":
-        return track_split(ds, seed=seed, by_artist=True)
-    if name == "track":
-        return track_split(ds, seed=seed, by_artist=False)
-    if name == "final":
-        return final_split(ds, seed=seed)
-    if name == "fault-filtered":
-        if ds.artist_index is None:
-            raise DataError("--split fault-filtered needs the GTZAN split lists "
-                            "(gtzan-splits/*_filtered.txt beside the dataset)")
-        return fault_filtered_split(ds, ds.artist_index.parent)
-    raise DataError(f"unknown split {name!r} (choose from {', '.join(SPLITS)})")
 
 
 # ----------------------------------------------------------------------------- training

@@ -173,3 +173,26 @@ def describe_grouping(ds: Dataset) -> str:
     if not n_artists:
         return "grouped by track (no artist index)"
     return f"grouped by artist ({n_artists} artists, index {ds.artist_index})"
+
+
+#: The splits ``make_split`` makes by name (the CLI's --split choices).
+SPLITS = ("artist", "track", "fault-filtered", "final")
+
+
+def make_split(ds: Dataset, name: str = "artist", seed: int = 0) -> Split:
+    """The split called ``name`` (one of ``SPLITS``): ``artist`` (grouped by artist where an index
+    is known), ``track`` (by track only), ``final`` (every track trains, a validation part
+    picks the checkpoint) or ``fault-filtered`` (the published GTZAN lists, found beside the
+    artist index)."""
+    if name == "artist":
+        return track_split(ds, seed=seed, by_artist=True)
+    if name == "track":
+        return track_split(ds, seed=seed, by_artist=False)
+    if name == "final":
+        return final_split(ds, seed=seed)
+    if name == "fault-filtered":
+        if ds.artist_index is None:
+            raise DataError("--split fault-filtered needs the GTZAN split lists "
+                            "(gtzan-splits/*_filtered.txt beside the dataset)")
+        return fault_filtered_split(ds, ds.artist_index.parent)
+    raise DataError(f"unknown split {name!r} (choose from {', '.join(SPLITS)})")
