@@ -192,23 +192,31 @@ def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
     return out.getvalue()
 
 
+def parse_sse(lines):
+    """(event, data dict) for each server-sent event in ``lines`` (raw byte lines of a stream),
+    as they complete."""
+    event, data = "message", []
+    for raw in lines:
+        line = raw.decode().rstrip("\r\n")
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif not line and data:
+            yield event, json.loads("\n".join(data))
+            event, data = "message", []
+
+
 def sse_events(url: str, limit: int, timeout: float = 60):
     """Read up to ``limit`` server-sent events from ``url``: a list of (event, data dict).
 
     Stops early when the server ends the stream or after an ``error`` event; ``timeout`` bounds
     the wait for each line."""
-    events, event, data = [], "message", []
+    events = []
     with urllib.request.urlopen(url, timeout=timeout) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
-        for raw in response:
-            line = raw.decode().rstrip("\r\n")
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].strip())
-            elif not line and data:
-                events.append((event, json.loads("\n".join(data))))
-                event, data = "message", []
-                if len(events) >= limit or events[-1][0] == "error":
-                    break
+        for event in parse_sse(response):
+            events.append(event)
+            if len(events) >= limit or event[0] == "error":
+                break
     return events

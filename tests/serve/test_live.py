@@ -17,7 +17,7 @@ from edge_genre.serve.live import RETRY_MS
 
 from tests.conftest import gtzan_file
 from tests.live.pulse import replug, virtual_mic  # noqa: F401 (fixtures)
-from tests.serve.server import default_model, get_json, post_file, server, sse_events, start_server  # noqa: F401
+from tests.serve.server import default_model, get_json, parse_sse, post_file, server, sse_events, start_server  # noqa: F401
 
 
 def test_no_mic_gives_one_error_event(server):
@@ -175,19 +175,9 @@ class EventStream:
         self.thread.start()
 
     def _read(self) -> None:
-        import json
-
-        event, data = "message", []
         try:
-            for raw in self.response:
-                line = raw.decode().rstrip("\r\n")
-                if line.startswith("event:"):
-                    event = line[6:].strip()
-                elif line.startswith("data:"):
-                    data.append(line[5:].strip())
-                elif not line and data:
-                    self.events.put((event, json.loads("\n".join(data))))
-                    event, data = "message", []
+            for event in parse_sse(self.response):
+                self.events.put(event)
         except Exception:  # the connection closed under the reader (close(), server stopped)
             pass
         self.events.put(None)
