@@ -8,6 +8,11 @@ to pool. ``transfer.py`` trains and assembles heads over any of them.
 
 - ``yamnet``: YAMNet's MobileNet body, any cut of its 14 layers (``depth``); weights read from the
   YAMNet TFLite file at training time (a trained model carries its own copy).
+- ``yamnet_20ms``: the same body on YAMNet's log-mel taken every 20 ms instead of 10 ms (199
+  frames per 4 s window instead of 397): every layer's map has half the frames, so half the MACs.
+  The first layers, which see a few frames at a time, keep what they know about genre (the
+  ``student`` lost nothing measurable on the folds); the whole body does not (see
+  ``transfer.CONFIGS``).
 - ``musicnn``: musicnn's MSD network (``musicnn.py``), whole; its "map" is one vector per window,
   the 200-d penultimate layer and the 50 tag probabilities (shape (1, 1, 250)). Weights ship in
   the package (``edge_genre/models/musicnn-msd.npz``, ISC licence).
@@ -126,6 +131,15 @@ def _yamnet() -> Backbone:
                           "YAMNet (Apache-2.0)")
 
 
+def _yamnet_20ms() -> Backbone:
+    from dataclasses import replace
+
+    from edge_genre.train import yamnet as Y
+
+    return YamnetBackbone("yamnet_20ms", replace(Y.yamnet_frontend(), hop_length=320), WINDOW,
+                          len(Y.LAYERS), 1, "YAMNet (Apache-2.0)")
+
+
 def _musicnn() -> Backbone:
     from edge_genre.train import musicnn as M
 
@@ -133,7 +147,7 @@ def _musicnn() -> Backbone:
                            "musicnn MSD_musicnn (ISC)")
 
 
-_FACTORIES = {"yamnet": _yamnet, "musicnn": _musicnn}
+_FACTORIES = {"yamnet": _yamnet, "yamnet_20ms": _yamnet_20ms, "musicnn": _musicnn}
 BACKBONES = tuple(_FACTORIES)
 _made: dict[str, Backbone] = {}
 

@@ -113,6 +113,24 @@ def test_student_maps_are_cached_apart(small, cache, maps, maps6):
 
 
 @pytest.mark.slow
+def test_coarse_hop_body_halves_the_frames(small, weights, cache, maps6):
+    """``yamnet_20ms`` (the student's body) hears the same log-mel every 20 ms: half the frames in
+    every map, its own cache entry, and the same first frame as YAMNet's 10 ms hop."""
+    coarse = T.backbone_maps(small.tracks[:1], weights, cache, depth=6, backbone="yamnet_20ms")
+    assert coarse.maps.shape[1:] == (25, 8, 256) and maps6.maps.shape[1:] == (50, 8, 256)
+    assert len(coarse.maps) == int(np.sum(maps6.track == 0))  # the same windows
+    cached = T.backbone_maps(small.tracks[:1], None, cache, depth=6, backbone="yamnet_20ms")
+    assert cached.maps.shape[1] == 25  # read back from its own entry, not the 10 ms one
+    fine, twenty = T.input_shape("yamnet"), T.input_shape("yamnet_20ms")
+    assert twenty == (64, 199, 1) and fine == (64, 397, 1)
+    y = audio.load(small.tracks[0].path, 16000)
+    f10 = fe.features_batch(cut_windows(y, T.FRONTEND, T.WINDOW)[:1], T.FRONTEND)
+    b20 = T.get_backbone("yamnet_20ms").frontend
+    f20 = fe.features_batch(cut_windows(y, b20, T.WINDOW)[:1], b20)
+    np.testing.assert_allclose(f20[0, :, :, 0], f10[0, :, ::2, 0][:, :199], atol=1e-4)
+
+
+@pytest.mark.slow
 def test_room_copies_join_the_head_training_data(small, weights, cache, maps6):
     """Each room copy adds every training window again, as a room microphone hears it."""
     tracks = small.tracks[:4]
