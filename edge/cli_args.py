@@ -35,7 +35,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="PATH|NAME",
                    help="a .tflite or .onnx file made by 'edge-genre export', or the name of a "
                         "shipped model (default: the shipped default; 'music': the heavier "
-                        "music-trained teacher)")
+                        "music-trained teacher; 'student': the small full-int8 one)")
     p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                    help="interpreter (default: ai-edge-litert, then tflite-runtime for .tflite; "
                         "onnxruntime for .onnx)")
