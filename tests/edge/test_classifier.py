@@ -23,7 +23,17 @@ def jazz():
     return to_mono(audio.samples), audio.sample_rate
 
 
-def test_push_in_blocks_equals_classify(clf, jazz):
+@pytest.fixture(scope="module")
+def student():
+    """The shipped full-int8 student: a front-end at a 20 ms hop, int8 input and output."""
+    from edge_genre.defaults import shipped_models
+
+    return Classifier(shipped_models("student")[0])
+
+
+@pytest.mark.parametrize("which", ["clf", "student"])
+def test_push_in_blocks_equals_classify(which, request, jazz):
+    clf = request.getfixturevalue(which)
     y, rate = jazz
     whole = clf.classify(y, rate)
     clf.reset()
