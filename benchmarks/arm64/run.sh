@@ -71,7 +71,9 @@ mount --bind "$ROOT/opt/pi/cpuinfo" "$ROOT/proc/cpuinfo" && mounted=("$ROOT/proc
 work="$ROOT/opt/edge-genre"
 rm -rf "$work" && mkdir -p "$work/dist"
 say "building the wheel"
-"$PY" -m pip wheel --no-deps --no-build-isolation -q -w "$work/dist" "$REPO" >&2 \
+# Without build isolation first (offline-friendly); a Python without `wheel` fails there, quietly,
+# and the isolated build fetches it.
+"$PY" -m pip wheel --no-deps --no-build-isolation -q -w "$work/dist" "$REPO" >/dev/null 2>&1 \
     || "$PY" -m pip wheel --no-deps -q -w "$work/dist" "$REPO" >&2
 wheel=$(basename "$(ls "$work"/dist/edge_genre-*.whl | head -1)")
 cp "$EXCERPT" "$work/"
