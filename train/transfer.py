@@ -4,8 +4,9 @@
 ``transfer`` keeps YAMNet's whole body (14 layers, 287.5 M MACs per 4 s window);
 ``student`` keeps its first 6 layers on log-mel frames every 20 ms instead of 10 ms (49.8 M MACs,
 134,730 parameters: within the Pi budget of 100 M MACs and 500 k parameters), the cheapest cut
-that still carries most of what the whole body knows about genre (see ``CONFIGS``); ``music`` is musicnn's MSD network, trained on music, with
-a head over its penultimate layer and tag probabilities.
+that still carries most of what the whole body knows about genre (see ``CONFIGS``); ``music`` is
+musicnn's MSD network, trained on music, with a head over its penultimate layer and tag
+probabilities.
 
 Pipeline (one Keras model, exported like any other), e.g. for ``transfer``:
     log-mel (64, 397, 1) [yamnet_frontend, 4 s at 16 kHz]
@@ -13,8 +14,8 @@ Pipeline (one Keras model, exported like any other), e.g. for ``transfer``:
     -> mean pooling (YAMNet's embedding) -> Dense softmax (a logistic regression).
 
 Training is cheap because the backbone is frozen: its feature maps are computed once per window
-and cached on disk (kind "yamnet" or "musicnn" of the feature cache), the head is trained on them in seconds,
-then backbone and head are assembled into one model. ``fit_preset`` is the presets'
+and cached on disk (the body's name is their kind in the feature cache), the head is trained on
+them in seconds, then backbone and head are assembled into one model. ``fit_preset`` is the presets'
 ``Preset.fit``: ``edge-genre train`` (``fit.train_run``) writes the run directory and
 ``edge-genre evaluate --cv`` (``evaluate.cross_validate``) cross-validates through it, as for
 every preset.
@@ -370,7 +371,8 @@ def _maps_from_windows(parts, weights, cfg: TransferConfig) -> Maps:
 #: points on recordings for 6.7 through the microphone, and the student 6.1 for 16.9.
 #: Frame hop (2026-11-26, one-off probe over the same folds, one room copy; the student's settings
 #: otherwise unchanged; the rule set beforehand: take the coarser hop if it costs no more than a
-#: track or two, since it halves the MACs): first 6 layers, 10 ms hop (99.5 M MACs) 54.6 / 52.1 %,
+#: track or two, since it halves the MACs): first 6 layers, 10 ms hop (99.5 M MACs) 54.6 / 52.1 %
+#: (``evaluate`` recorded 50.8 % room from its float16 cached maps; the probe's were float32),
 #: 20 ms hop (49.8 M) 56.4 / 51.4 %: the student takes the 20 ms hop ("yamnet_20ms"). Deeper cuts
 #: at 20 ms were no better (7 layers, 56.7 M: 54.5 / 50.8 %; 8 layers, 70.6 M but 534 k
 #: parameters: 55.7 / 53.3 %), and the whole body at 20 ms loses 7 points (148.3 M: 57.7 / 51.5 %
