@@ -21,13 +21,12 @@ def windows(done) -> list[dict]:
     return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
 
 
-@pytest.fixture(scope="module")
-def clear_excerpt(live_model):
-    """(path, label) of the candidate the model is most sure of over its first 14 s."""
+def most_confident(model) -> tuple:
+    """(path, label, confidence) of the candidate ``model`` is most sure of over its first 14 s."""
     from edge_genre.edge.audio import read
     from edge_genre.edge.classifier import Classifier
 
-    clf = Classifier(live_model)
+    clf = Classifier(model)
     best = None
     for track in CANDIDATES:
         audio = read(gtzan_file(track))
@@ -35,6 +34,11 @@ def clear_excerpt(live_model):
         if best is None or result.confidence > best[2]:
             best = (gtzan_file(track), result.label, result.confidence)
     return best
+
+
+@pytest.fixture(scope="module")
+def clear_excerpt(live_model):
+    return most_confident(live_model)
 
 
 def test_listen_classifies_music_every_hop(virtual_mic, live_model, clear_excerpt):
@@ -62,6 +66,25 @@ def test_listen_classifies_music_every_hop(virtual_mic, live_model, clear_excerp
     assert labels.count(label) >= 0.6 * len(labels), (label, confidence, labels)
     assert got[-1]["smoothed_genre"] == label
     assert all(w["latency_ms"] < 1000 for w in got)
+
+
+def test_listen_with_the_shipped_student(virtual_mic):
+    """``--model student`` (by name; full int8 with a 20 ms front-end) through the same capture
+    path: decisions every hop, and what it hears is what it says offline."""
+    from edge_genre.defaults import shipped_models
+
+    path, label, confidence = most_confident(shipped_models("student")[0])
+    player = virtual_mic.play(path)
+    try:
+        done = virtual_mic.listen("--model", "student", "--json", "--seconds", 10)
+    finally:
+        player.kill()
+        player.wait()
+    got = windows(done)
+    assert len(got) >= 3, done.stderr
+    heard = [w for w in got if not w["silent"]]
+    labels = [w["genre"] for w in heard]
+    assert labels.count(label) >= 0.6 * len(labels), (label, confidence, labels)
 
 
 def test_listen_silence_is_no_music(virtual_mic, live_model):
