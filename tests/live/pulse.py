@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.edge.modelfiles import model_path  # the same model lookup as tests/edge
+from tests.process_output import LogFollower
 
 SINK = "vmic"
 SINK_RATE = 48000
@@ -158,34 +159,21 @@ def virtual_mic(tmp_path_factory) -> VirtualMic:
            "PULSE_SERVER": f"unix:{socket}"}
     env.pop("PULSE_SINK", None)
     env.pop("PULSE_SOURCE", None)
-    log = open(runtime / "pulseaudio.log", "w")
-    # The server's log (info level, on stderr) is copied to pulseaudio.log by a thread; its
-    # line "Daemon startup complete." (modules loaded, socket listening) is the event waited on.
+    # The server's log (info level, on stderr) is copied to pulseaudio.log as it comes; its line
+    # "Daemon startup complete." (modules loaded, socket listening) is the event waited on.
     server = subprocess.Popen(
         ["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "--use-pid-file=no",
          "--disallow-exit", "--log-target=stderr", "--log-level=info",
          f"--load=module-native-protocol-unix socket={socket} auth-anonymous=1",
          f"--load=module-null-sink sink_name={SINK} rate={SINK_RATE}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
-    started, settled = threading.Event(), threading.Event()  # up; up or gone
-
-    def copy_log() -> None:
-        for line in server.stderr:
-            log.write(line)
-            log.flush()
-            if "Daemon startup complete" in line:
-                started.set()
-                settled.set()
-        settled.set()  # the server ended: nothing more to wait for
-
-    reader = threading.Thread(target=copy_log, daemon=True)
-    reader.start()
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    output = LogFollower(server.stderr, runtime / "pulseaudio.log")
     try:
-        settled.wait(timeout=60)  # a bound for a hung start, not a synchronisation
-        if not started.is_set() or server.poll() is not None:
-            pytest.skip("pulseaudio did not start: "
-                        + (runtime / "pulseaudio.log").read_text().strip()[-300:])
+        # 60 s: a bound for a hung start, not a synchronisation (it returns at the line, or
+        # when the server ends).
+        started = output.wait_for(lambda text: "Daemon startup complete" in text, timeout=60)
+        if not started or server.poll() is not None:
+            pytest.skip("pulseaudio did not start: " + output.text.strip()[-300:])
         subprocess.run(["pactl", "set-default-source", f"{SINK}.monitor"], env=env, check=True)
         listed = subprocess.run([sys.executable, "-m", "edge_genre", "listen", "--list-devices"],
                                 env=env, capture_output=True, text=True, timeout=60)
@@ -202,8 +190,7 @@ def virtual_mic(tmp_path_factory) -> VirtualMic:
                 server.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 server.kill()
-        reader.join(10)  # the log copied to its end before the file is closed
-        log.close()
+        output.join(10)  # the log copied to its end and its file closed
 
 
 @pytest.fixture
