@@ -42,6 +42,7 @@ from edge_genre.edge.backends import Runner, as_runner
 from edge_genre.edge.config import ClassifierConfig
 from edge_genre.edge.frontend import StreamingFrontend, StreamingWindows
 from edge_genre.edge.resample import Resampler
+from edge_genre.edge.views import with_deprecated_keys
 from edge_genre.edge.windowing import padding, track_mean, window_span
 from edge_genre.errors import AudioError
 
@@ -100,9 +101,6 @@ class Decision:
         window's; ``smoothed_genre``, ``smoothed_confidence``, ``smoothed_probabilities`` the
         smoothed decision's. ``deprecated_keys`` adds the old CLI names of those keys
         (``views.DEPRECATED_KEYS``: ``label``, ``smoothed_label``, ``probs``) for one release."""
-        # (views imports nothing of this module: no cycle.)
-        from edge_genre.edge.views import with_deprecated_keys
-
         level = self.level_dbfs if np.isfinite(self.level_dbfs) else None
         d = {
             "window": self.index, "start": round(self.start, 3), "end": round(self.end, 3),
@@ -258,8 +256,6 @@ class TrackResult:
         ``windows=True``) each one's ``Decision.to_dict``. ``deprecated_keys`` adds the old CLI
         names (``label``, ``probs``, ``views.DEPRECATED_KEYS``) for one release, to the windows
         too."""
-        from edge_genre.edge.views import with_deprecated_keys  # (no cycle: see Decision)
-
         d = {"genre": self.label, "confidence": round(self.confidence, 4),
              "probabilities": {k: round(float(p), 4) for k, p in zip(self.labels, self.probs)},
              "duration": round(self.duration, 3), "windows": len(self.decisions),
