@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 
 from edge_genre.errors import ModelError
 from edge_genre.train.run_dir import Run, load_model
@@ -28,7 +27,6 @@ def check_tracks(run: Run) -> tuple[str, list[str]]:
 def load_keras(run: Run, say=None):
     """The Keras model of a run, checked against its card. Returns (model, card) where the card's
     ``input_shape`` is filled in from the model when training left it empty."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     (say or log.info)(f"loading {run.model_path}")
     model = load_model(run)
     path, card = run.model_path, run.card
