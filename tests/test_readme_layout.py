@@ -1,4 +1,5 @@
-"""README's Layout section names every module of every package, and only modules that exist."""
+"""The Layout page (docs/layout.md, linked from the README) names every module of every package,
+and only modules that exist."""
 from __future__ import annotations
 
 import re
@@ -10,9 +11,12 @@ HEADER = re.compile(r"^(\w+)/ -> edge_genre(?:\.(\w+))?\s")
 ENTRY = re.compile(r"^  (\w+)(/?)\s")
 
 
-def layout_block(readme: str) -> str:
-    """The first fenced block after the ``## Layout`` heading."""
-    section = readme.split("\n## Layout\n", 1)[1]
+LAYOUT = REPO / "docs" / "layout.md"
+
+
+def layout_block(page: str) -> str:
+    """The first fenced block after the page's ``# Layout`` heading."""
+    section = page.split("# Layout\n", 1)[1]
     return section.split("```", 2)[1]
 
 
@@ -35,12 +39,12 @@ def listed(block: str) -> dict[str, tuple[set[str], set[str]]]:
 
 
 def test_layout_lists_every_module_of_every_package():
-    found = listed(layout_block((REPO / "README.md").read_text(encoding="utf-8")))
+    found = listed(layout_block(LAYOUT.read_text(encoding="utf-8")))
     assert set(found) == set(PACKAGES)
     for package, (modules, folders) in found.items():
         on_disk = {p.stem for p in (REPO / package).glob("*.py") if p.stem != "__init__"}
-        assert modules == on_disk, (f"{package}/: README lists {sorted(modules - on_disk)} that do "
-                                    f"not exist and lacks {sorted(on_disk - modules)}")
+        assert modules == on_disk, (f"{package}/: docs/layout.md lists {sorted(modules - on_disk)} "
+                                    f"that do not exist and lacks {sorted(on_disk - modules)}")
         for folder in folders:
             assert (REPO / package / folder).is_dir(), f"{package}/{folder}/ does not exist"
 
