@@ -1,5 +1,5 @@
 """The one-minute version of the soak and fault benchmark (`benchmarks/live_cost.py`; the
-30-minute run is in the README's reliability table): `listen` through its own virtual microphone
+30-minute run is in docs/reliability.md's table): `listen` through its own virtual microphone
 for 60 s while a real excerpt plays, the microphone pulled 20 s in and plugged back 8 s later.
 It must say so (device_lost, device_restored), go on deciding every hop outside the outage, keep
 its memory flat, and stay light on the CPU (the reconnect itself restarts PortAudio, so the bound

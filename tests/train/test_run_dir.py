@@ -121,7 +121,7 @@ def test_data_dir_absolute_beside_the_run_or_from_the_working_directory(tmp_path
 
 @pytest.mark.parametrize("name", ["default", "music", "student"])
 def test_the_runs_of_the_project_still_read(name, monkeypatch):
-    """The runs the README exports (not in git: made by ``edge-genre train``)."""
+    """The runs docs/models.md exports (not in git: made by ``edge-genre train``)."""
     path = REPO / "runs" / name
     if not path.is_dir():
         pytest.skip(f"{path} has not been trained here")
