@@ -51,8 +51,11 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, default=None, help="(--cv) override the epochs")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="(--cv) N tracks/genre")
     p.add_argument("--folds", default=None, help="(--cv) run only these folds, e.g. 1,2")
-    p.add_argument("--room", action="store_true",
-                   help="(--cv) also score each test fold through a simulated room microphone")
+    p.add_argument("--room", nargs="?", const="near,far", default=None, type=_room_list,
+                   metavar="NAME[,NAME...]",
+                   help="(--cv) also score each test fold through simulated test rooms: near "
+                        "(a loudspeaker 1 m away), far (4.9 m across a living room); "
+                        "--room alone = near,far")
     add_cache_arg(p)
     p.add_argument("--out", default=None,
                    help="write the report (JSON; plus confusion PNG for a model directory) here")
@@ -73,6 +76,16 @@ def _preset_list(arg: str) -> list[str]:
             f"unknown preset {', '.join(bad) if bad else repr(arg)} (choose from "
             f"{', '.join(PRESET_CHOICES + ('baseline',))})")
     return names
+
+
+def _room_list(arg: str) -> tuple[str, ...]:
+    from edge_genre.errors import DataError
+    from edge_genre.train.roomsim import parse_conditions
+
+    try:
+        return parse_conditions(arg)
+    except DataError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _cache(arg):
@@ -143,7 +156,7 @@ def _evaluate(args) -> int:
                 result = ev.cross_validate(name, args.data, k, args.seed or 0,
                                            cache_dir=_cache(args.cache_dir), epochs=args.epochs,
                                            limit=args.limit, folds=folds,
-                                           progress=not args.quiet, room=args.room)
+                                           progress=not args.quiet, room=args.room or ())
             print(ev.cv_text(result), flush=True)
             results.append(result)
         if len(results) > 1:

@@ -111,23 +111,36 @@ def evaluate_run_dir(run_dir, data, split: str = "run", seed: int | None = None,
 # ----------------------------------------------------------------------------- cross-validation
 
 
+def _room_names(room) -> tuple[str, ...]:
+    """``room`` as condition names: True = ``roomsim.DEFAULT_TEST_ROOMS``, a string is parsed."""
+    from edge_genre.train import roomsim
+
+    if room is True:
+        return roomsim.DEFAULT_TEST_ROOMS
+    if not room:
+        return ()
+    return roomsim.parse_conditions(room if isinstance(room, str) else ",".join(room))
+
+
 def cross_validate(preset_name, dataset, k: int = 5, seed: int = 0, cache_dir=None,
                    epochs: int | None = None, limit: int | None = None, folds=None,
-                   progress: bool = True, room: bool = False) -> dict:
+                   progress: bool = True, room=()) -> dict:
     """K-fold cross-validation of a preset, artist-grouped when the dataset knows its artists.
 
     Each fold trains a fresh network on the fold's training tracks (normalisation from them),
     picks the checkpoint on the fold's validation tracks and scores the test fold. Returns a
     JSON-ready dict: per-fold and mean +- std track (and window) accuracy, MACs and params.
     ``folds`` restricts the run to some fold indices (for a partial run on a slow preset).
-    ``room``: each fold's test tracks are also scored as a simulated room microphone hears them
-    (``roomsim.ROOM_TEST``, the same room per track for every model): "room_track_accuracy".
+    ``room``: test rooms (``roomsim.TEST_CONDITIONS`` names, e.g. ("near", "far"); True = both)
+    through which each fold's test tracks are also scored, the same room per track for every
+    model: "<name>_track_accuracy_mean" etc., and "rooms" describing each.
     """
     from edge_genre.train import macs as macs_mod
     from edge_genre.train.data import Dataset, discover
     from edge_genre.train.features import load_windows, normalization_stats
     from edge_genre.train.fit import fit_model, predict
     from edge_genre.train.presets import get_preset
+    from edge_genre.train.roomsim import RoomCopy
     from edge_genre.train.splits import cv_folds, describe_grouping
 
     preset = get_preset(preset_name) if isinstance(preset_name, str) else preset_name
@@ -135,15 +148,12 @@ def cross_validate(preset_name, dataset, k: int = 5, seed: int = 0, cache_dir=No
     if limit:
         ds = ds.subset(int(limit))
     all_folds = cv_folds(ds, k, seed)
+    rooms = {name: RoomCopy(name) for name in _room_names(room)}
     t0 = time.perf_counter()
     all_windows = load_windows(ds.tracks, preset.frontend, preset.window, cache_dir=cache_dir)
-    room_copy = room_windows = None
-    if room:
-        from edge_genre.train.roomsim import RoomCopy
-
-        room_copy = RoomCopy()
-        room_windows = load_windows(ds.tracks, preset.frontend, preset.window,
-                                    cache_dir=cache_dir, room=room_copy)
+    room_windows = {name: load_windows(ds.tracks, preset.frontend, preset.window,
+                                       cache_dir=cache_dir, room=copy)
+                    for name, copy in rooms.items()}
     feature_seconds = time.perf_counter() - t0
 
     results, pooled_cm = [], np.zeros((len(ds.labels), len(ds.labels)), dtype=int)
@@ -162,11 +172,12 @@ def cross_validate(preset_name, dataset, k: int = 5, seed: int = 0, cache_dir=No
         rep = score(predict(outcome.model, test.normalized(fe)), test, ds.labels,
                     f"fold {fold.index + 1} of {k}")
         pooled_cm += np.array(rep.confusion)
-        room_acc = None
-        if room_windows is not None:
-            room_test = room_windows.select(fold.test)
-            room_acc = score(predict(outcome.model, room_test.normalized(fe)), room_test,
-                             ds.labels, f"fold {fold.index + 1} of {k}, room mic").track_accuracy
+        room_accs = {}
+        for name, windows in room_windows.items():
+            room_test = windows.select(fold.test)
+            room_accs[name] = score(predict(outcome.model, room_test.normalized(fe)), room_test,
+                                    ds.labels, f"fold {fold.index + 1} of {k}, {name} room"
+                                    ).track_accuracy
         results.append({"fold": fold.index + 1, "train_tracks": len(train.tracks),
                         "valid_tracks": len(valid.tracks), "test_tracks": len(test.tracks),
                         "test_ids": [t.track_id for t in test.tracks],
@@ -174,33 +185,36 @@ def cross_validate(preset_name, dataset, k: int = 5, seed: int = 0, cache_dir=No
                         "window_accuracy": rep.window_accuracy, "best_epoch": outcome.best_epoch,
                         "epochs_run": len(outcome.history),
                         "train_seconds": round(outcome.train_seconds, 1),
-                        "room_track_accuracy": room_acc, "history": outcome.history})
-        log.info("fold %d/%d: track accuracy %.1f%%, window accuracy %.1f%% (%d test tracks)",
+                        "room_track_accuracy": room_accs, "history": outcome.history})
+        log.info("fold %d/%d: track accuracy %.1f%%, window accuracy %.1f%% (%d test tracks)%s",
                  fold.index + 1, k, 100 * rep.track_accuracy, 100 * rep.window_accuracy,
-                 len(test.tracks))
+                 len(test.tracks), "".join(f", {n} room {100 * a:.1f}%"
+                                           for n, a in room_accs.items()))
         import keras
         keras.backend.clear_session()
     accs = [r["track_accuracy"] for r in results]
     window_accs = [r["window_accuracy"] for r in results]
-    rooms = [r["room_track_accuracy"] for r in results] if room else []
-    return {"method": f"preset {preset.name}: {preset.description}",
-            "room": room_copy.cfg.to_dict() if room_copy else None,
-            "room_track_accuracy_per_fold": rooms,
-            "room_track_accuracy_mean": float(np.mean(rooms)) if rooms else None,
-            "room_track_accuracy_std": float(np.std(rooms)) if rooms else None,
-            "preset": preset.name, "k": k, "seed": seed,
-            "grouping": describe_grouping(ds), "n_tracks": len(ds.tracks),
-            "limit_per_genre": limit, "epochs": epochs or preset.train.epochs,
-            "folds_run": [r["fold"] for r in results],
-            "macs_per_window": macs, "params": params,
-            "track_accuracy_per_fold": accs, "window_accuracy_per_fold": window_accs,
-            "track_accuracy_mean": float(np.mean(accs)) if accs else None,
-            "track_accuracy_std": float(np.std(accs)) if accs else None,
-            "window_accuracy_mean": float(np.mean(window_accs)) if window_accs else None,
-            "window_accuracy_std": float(np.std(window_accs)) if window_accs else None,
-            "labels": list(ds.labels), "pooled_track_confusion": pooled_cm.tolist(),
-            "feature_seconds": round(feature_seconds, 1),
-            "wall_seconds": round(time.perf_counter() - t0, 1), "per_fold": results}
+    out = {"method": f"preset {preset.name}: {preset.description}",
+           "rooms": {name: copy.describe() for name, copy in rooms.items()},
+           "preset": preset.name, "k": k, "seed": seed,
+           "grouping": describe_grouping(ds), "n_tracks": len(ds.tracks),
+           "limit_per_genre": limit, "epochs": epochs or preset.train.epochs,
+           "folds_run": [r["fold"] for r in results],
+           "macs_per_window": macs, "params": params,
+           "track_accuracy_per_fold": accs, "window_accuracy_per_fold": window_accs,
+           "track_accuracy_mean": float(np.mean(accs)) if accs else None,
+           "track_accuracy_std": float(np.std(accs)) if accs else None,
+           "window_accuracy_mean": float(np.mean(window_accs)) if window_accs else None,
+           "window_accuracy_std": float(np.std(window_accs)) if window_accs else None}
+    for name in rooms:
+        per_fold = [r["room_track_accuracy"][name] for r in results]
+        out[f"{name}_track_accuracy_per_fold"] = per_fold
+        out[f"{name}_track_accuracy_mean"] = float(np.mean(per_fold)) if per_fold else None
+        out[f"{name}_track_accuracy_std"] = float(np.std(per_fold)) if per_fold else None
+    out.update({"labels": list(ds.labels), "pooled_track_confusion": pooled_cm.tolist(),
+                "feature_seconds": round(feature_seconds, 1),
+                "wall_seconds": round(time.perf_counter() - t0, 1), "per_fold": results})
+    return out
 
 
 def cross_validate_baseline(dataset, k: int = 5, seed: int = 0, cache_dir=None,
@@ -233,11 +247,12 @@ def cv_text(result: dict) -> str:
     if result.get("window_accuracy_mean") is not None:
         lines.append(f"window accuracy {result['window_accuracy_mean']:.1%} +- "
                      f"{result['window_accuracy_std']:.1%}")
-    if result.get("room_track_accuracy_mean") is not None:
-        lines.append("through a simulated room microphone: track accuracy "
-                     f"{result['room_track_accuracy_mean']:.1%} +- "
-                     f"{result['room_track_accuracy_std']:.1%} ("
-                     + ", ".join(f"{a:.1%}" for a in result["room_track_accuracy_per_fold"]) + ")")
+    for name in result.get("rooms") or {}:
+        lines.append(f"through the {name} test room: track accuracy "
+                     f"{result[f'{name}_track_accuracy_mean']:.1%} +- "
+                     f"{result[f'{name}_track_accuracy_std']:.1%} ("
+                     + ", ".join(f"{a:.1%}" for a in result[f"{name}_track_accuracy_per_fold"])
+                     + ")")
     if result.get("macs_per_window"):
         lines.append(f"model: {result['params']:,} params, {result['macs_per_window']:,} MACs "
                      "per window")
@@ -251,12 +266,14 @@ def cv_table(results: list[dict]) -> str:
             return "-"
         return f"{100 * r[f'{key}_mean']:.1f} % +- {100 * r[f'{key}_std']:.1f}"
 
-    rows = [("model", "track accuracy", "per fold", "room mic", "params", "MACs / window")]
+    rooms = list(dict.fromkeys(n for r in results for n in (r.get("rooms") or {})))
+    rows = [("model", "track accuracy", "per fold", *(f"{n} room" for n in rooms), "params",
+             "MACs / window")]
     for r in results:
         folds = " ".join(f"{100 * a:.1f}" for a in r["track_accuracy_per_fold"])
         params = f"{r['params']:,}" if r.get("params") else "-"
         macs = f"{r['macs_per_window'] / 1e6:,.1f} M" if r.get("macs_per_window") else "-"
         rows.append((r["preset"], acc(r, "track_accuracy"), folds,
-                     acc(r, "room_track_accuracy"), params, macs))
+                     *(acc(r, f"{n}_track_accuracy") for n in rooms), params, macs))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)

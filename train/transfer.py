@@ -188,7 +188,7 @@ def head_training_data(maps: Maps, feats: np.ndarray, tracks: list[Track], cfg: 
     xs, ys = [feats[rows]], [maps.y[rows]]
     wanted = set(tracks)
     kept = [t for t in maps.tracks if t in wanted]
-    for room in augment_copies(cfg.room_copies):
+    for room in augment_copies(cfg.room_copies, cache_dir):
         m = backbone_maps(kept, weights, cache_dir, depth=cfg.depth, room=room,
                           backbone=cfg.backbone)
         xs.append(pool(m.maps, cfg.pooling))

@@ -1,4 +1,5 @@
-"""The simulated room microphone on real GTZAN audio: what each stage does, measured."""
+"""The simulated room microphone on real GTZAN audio: physical rooms, what each stage of the
+capture does, measured, and the fixed test rooms."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,7 +9,9 @@ import pytest
 
 from tests.conftest import gtzan_file
 from edge_genre.edge import audio
+from edge_genre.errors import DataError
 from edge_genre.train import roomsim as R
+from edge_genre.train.rooms import Room, RoomBank, RoomRanges, direct_to_reverberant_db
 
 SR = 16000
 
@@ -28,54 +31,126 @@ def _band_energy(x, lo, hi):
     return float(spec[(f >= lo) & (f < hi)].sum())
 
 
+def _rt60(h, sr=SR):
+    """Schroeder backward integration, -5 to -25 dB extrapolated to -60 dB (T20)."""
+    edc = np.cumsum(np.asarray(h, np.float64)[::-1] ** 2)[::-1]
+    db = 10 * np.log10(edc / edc[0])
+    i5, i25 = np.argmax(db <= -5), np.argmax(db <= -25)
+    return 3 * (i25 - i5) / sr
+
+
 def test_same_length_float32_and_in_range(song):
-    out = R.simulate(song, SR)
-    assert out.shape == song.shape and out.dtype == np.float32
-    assert np.abs(out).max() <= 1.0 and np.isfinite(out).all()
+    for condition in ("near", "far"):
+        out = R.simulate(song, SR, condition)
+        assert out.shape == song.shape and out.dtype == np.float32
+        assert np.abs(out).max() <= 1.0 and np.isfinite(out).all()
     assert R.simulate(np.zeros(0, np.float32), SR).shape == (0,)
 
 
+@pytest.mark.parametrize("rt60", [0.3, 0.7, 1.2])
+def test_a_room_reverberates_as_long_as_its_rt60(rt60):
+    h = Room((6.0, 4.5, 2.7), rt60, (1.0, 1.0, 1.2), (4.5, 3.0, 1.0)).impulse_response(SR)
+    assert _rt60(h) == pytest.approx(rt60, rel=0.2)
+
+
+def test_far_from_the_speaker_the_room_drowns_the_direct_sound():
+    """Past the critical distance (0.64 m in the far room) the reverberant field is louder
+    than the direct sound, and it grows with the distance: physics, not a set ratio."""
+    near, far = (R.room_response(c.room, SR) for c in (R.NEAR, R.FAR))
+    assert R.FAR.room.distance_m > 4 * R.FAR.room.critical_distance_m
+    assert direct_to_reverberant_db(far, SR) < -8
+    assert direct_to_reverberant_db(far, SR) < direct_to_reverberant_db(near, SR) - 3
+    close = dataclasses.replace(R.NEAR.room, mic_m=(1.3, 2.1, 1.0))  # 0.3 m
+    assert direct_to_reverberant_db(close.impulse_response(SR), SR) > 0
+
+
+def test_the_same_room_gives_the_same_response():
+    room = R.FAR.room
+    np.testing.assert_array_equal(room.impulse_response(SR), room.impulse_response(SR))
+
+
 def test_the_test_room_is_the_same_for_every_run_and_differs_per_copy(song):
-    a = R.RoomCopy(R.ROOM_AUGMENT, 1).apply(song, SR, "jazz.00002")
-    b = R.RoomCopy(R.ROOM_AUGMENT, 1).apply(song, SR, "jazz.00002")
-    c = R.RoomCopy(R.ROOM_AUGMENT, 2).apply(song, SR, "jazz.00002")
+    a = R.RoomCopy("far", 1).apply(song, SR, "jazz.00002")
+    b = R.RoomCopy("far", 1).apply(song, SR, "jazz.00002")
+    c = R.RoomCopy("far", 2).apply(song, SR, "jazz.00002")
     np.testing.assert_array_equal(a, b)
-    assert not np.allclose(a, c)
-    assert R.RoomCopy().key() != R.RoomCopy(R.ROOM_AUGMENT, 1).key()
+    assert not np.allclose(a, c)  # another noise draw
+    keys = {R.RoomCopy(n, i).key() for n in ("near", "far") for i in (0, 1)}
+    assert len(keys) == 4
 
 
 def test_level_follows_the_gain(song):
-    out = R.simulate(song, SR, R.ROOM_TEST)
-    # ROOM_TEST: -12 dB at the microphone (+ noise 20 dB below it, about +0.04 dB).
-    assert 20 * np.log10(_rms(out) / _rms(song)) == pytest.approx(-12.0, abs=0.5)
+    # near: -12 dB at the microphone (+ noise 25 dB below it, about +0.01 dB).
+    assert 20 * np.log10(_rms(R.simulate(song, SR, "near")) / _rms(song)) == pytest.approx(
+        -12.0, abs=0.5)
+    assert 20 * np.log10(_rms(R.simulate(song, SR, "far")) / _rms(song)) == pytest.approx(
+        -24.0, abs=0.7)
 
 
 def test_band_limits_take_the_bass_and_the_top(song):
-    flat = dataclasses.replace(R.ROOM_TEST, drr_db=(60.0, 60.0), snr_db=(90.0, 90.0),
-                               gain_db=(0.0, 0.0))
-    out = R.simulate(song, SR, flat)
+    anechoic = np.zeros(64, np.float32)
+    anechoic[0] = 1.0
+    cap = R.Capture(speaker_highpass_hz=150.0, mic_lowpass_hz=6000.0, gain_db=0.0,
+                    noise="pink", snr_db=90.0)
+    out = R.capture(song, SR, anechoic, cap, np.random.default_rng(0))
     ratio = lambda lo, hi: _band_energy(out, lo, hi) / _band_energy(song, lo, hi)  # noqa: E731
     assert ratio(20, 60) < 0.2 * ratio(500, 2000)  # 150 Hz high-pass, 2nd order
     assert ratio(7500, 8000) < 0.5 * ratio(500, 2000)  # 6 kHz low-pass
 
 
-def test_reverberation_lengthens_a_click():
-    click = np.zeros(SR, np.float32)
-    click[100] = 0.5
-    cfg = dataclasses.replace(R.ROOM_TEST, snr_db=(120.0, 120.0))
-    out = R.simulate(click, SR, cfg)
-    tail = out[100 + int(0.1 * SR):100 + int(0.4 * SR)]
-    assert _rms(tail) > 1e-4  # energy 100-400 ms after the click: the room's tail
-    ir = R.impulse_response(SR, 0.5, 3.0, np.random.default_rng(0))
-    early, late = np.sum(ir[1:SR // 10] ** 2), np.sum(ir[SR // 10 * 3:SR // 10 * 4] ** 2)
-    assert late < early / 10  # decays: -60 dB at rt60 = 0.5 s
+@pytest.mark.parametrize("kind,slope", [("pink", -10.0), ("brown", -20.0)])
+def test_noise_falls_as_its_colour_says(kind, slope):
+    x = R.noise(kind, 10 * SR, np.random.default_rng(0), SR)
+    assert _rms(x) == pytest.approx(1.0, rel=1e-3)
+    per_decade = 10 * np.log10(_band_energy(x, 1000, 1100) / 100 / (_band_energy(x, 100, 110) / 10))
+    assert per_decade == pytest.approx(slope, abs=2.5)
 
 
-def test_noise_sets_the_snr(song):
-    silent_music = np.zeros_like(song)
-    assert np.abs(R.simulate(silent_music, SR)).max() == 0  # no signal, no noise level to set
-    cfg = dataclasses.replace(R.ROOM_TEST, snr_db=(0.0, 0.0))
-    loud_noise = R.simulate(song, SR, cfg)
-    clean = R.simulate(song, SR, dataclasses.replace(R.ROOM_TEST, snr_db=(200.0, 200.0)))
-    noise = loud_noise - clean
-    assert 20 * np.log10(_rms(noise) / _rms(clean)) == pytest.approx(0.0, abs=1.0)
+def test_babble_is_speech_band_and_comes_and_goes():
+    x = R.noise("babble", 10 * SR, np.random.default_rng(0), SR)
+    assert _band_energy(x, 100, 4000) > 0.95 * _band_energy(x, 0, SR / 2)
+    frames = np.sqrt(np.mean(x[: 10 * SR].reshape(100, -1) ** 2, axis=1))  # 100 ms frames
+    assert frames.max() > 2 * frames.min()  # syllables, not a steady hiss
+
+
+def test_augmentation_rooms_span_near_to_far_field():
+    bank = R.ROOM_AUGMENT.bank
+    rooms = bank.rooms()  # geometry only: cheap
+    assert rooms == bank.rooms()  # seeded
+    for room in rooms:
+        assert all(0 < room.speaker_m[i] < room.dims_m[i] for i in range(3))
+        assert all(0 < room.mic_m[i] < room.dims_m[i] for i in range(3))
+        assert 10 * 0.9 <= room.volume_m3 <= 300 * 1.1 and 0.05 <= room.distance_m <= 8.0
+    ratios = [room.distance_m / room.critical_distance_m for room in rooms]
+    assert min(ratios) < 1 < 4 < max(ratios)  # some direct-dominated, some far-field
+
+
+def test_the_bank_is_cached_and_the_augmenter_draws_from_it(song, tmp_path):
+    bank = RoomBank(RoomRanges(), size=3, seed=5)
+    first = bank.impulse_responses(SR, tmp_path)
+    assert len(list((tmp_path / "rooms").glob("*.npz"))) == 1
+    from edge_genre.train import rooms
+    rooms._MEMORY.clear()
+    again = bank.impulse_responses(SR, tmp_path)  # read back from disk
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    augment = R.RoomAugment(bank=bank)
+    f = R.augmenter(SR, tmp_path, augment)
+    a, b = f(song, np.random.default_rng(1)), f(song, np.random.default_rng(1))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == song.shape and not np.allclose(a, f(song, np.random.default_rng(2)))
+
+
+def test_unknown_rooms_are_refused_by_name():
+    with pytest.raises(DataError, match="near, far"):
+        R.parse_conditions("near,attic")
+    assert R.parse_conditions(" far , near,far") == ("far", "near")
+    with pytest.raises(DataError):
+        R.RoomCopy("attic")
+
+
+def test_a_test_room_describes_itself():
+    d = R.FAR.to_dict()
+    assert d["room"]["distance_m"] == pytest.approx(4.85, abs=0.01)
+    assert d["direct_to_reverberant_db"] < -8
+    assert d["capture"]["noise"] == "brown"
