@@ -28,7 +28,7 @@ from edge_genre.edge.backends import is_waveform
 from edge_genre.edge.config import ModelCard
 from edge_genre.edge.windowing import cut_windows, track_probabilities
 from edge_genre.errors import DataError, ModelError
-from edge_genre.export.pipeline import CV_KEY  # the card key export --cv-record writes
+from edge_genre.export.pipeline import CV_KEY, CV_ROOMS  # the card keys export --cv-record writes
 from edge_genre.export.pipeline import REPORT_FILE as EXPORT_REPORT  # export's report beside a file
 from edge_genre.train.data import Dataset, Track, discover
 from edge_genre.train.features import LabelledWindows, load_windows, settings_key
@@ -101,9 +101,10 @@ def from_card_cv(cv: dict) -> dict:
     out = {"source": SOURCE_CV, "track_accuracy": float(cv["track_accuracy_mean"]),
            "track_accuracy_std": cv.get("track_accuracy_std"), "k": cv["k"],
            "grouping": cv.get("grouping"), "tracks": cv.get("n_tracks"), "cv": dict(cv)}
-    if cv.get("room_track_accuracy_mean") is not None:
-        out["room_track_accuracy"] = cv["room_track_accuracy_mean"]
-        out["room_track_accuracy_std"] = cv.get("room_track_accuracy_std")
+    for room in CV_ROOMS + ("room",):
+        if cv.get(f"{room}_track_accuracy_mean") is not None:
+            out[f"{room}_track_accuracy"] = cv[f"{room}_track_accuracy_mean"]
+            out[f"{room}_track_accuracy_std"] = cv.get(f"{room}_track_accuracy_std")
     return out
 
 

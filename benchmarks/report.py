@@ -71,10 +71,12 @@ def accuracy_text(acc: dict | None, trained: bool = True, n_dataset: int | None 
         if n_dataset and acc.get("tracks") and acc["tracks"] != n_dataset:
             text += f", {acc['tracks']} of {n_dataset} tracks"
         text += ")"
-        if acc.get("room_track_accuracy") is not None:
-            text += f"; room mic {_pct(acc['room_track_accuracy'])}"
-            if acc.get("room_track_accuracy_std") is not None:
-                text += f" ± {100 * acc['room_track_accuracy_std']:.1f}"
+        # "room": the one near-field synthetic room of cards exported before the physical rooms.
+        for room, name in (("near", "near room"), ("far", "far room"), ("room", "room mic")):
+            if acc.get(f"{room}_track_accuracy") is not None:
+                text += f"; {name} {_pct(acc[f'{room}_track_accuracy'])}"
+                if acc.get(f"{room}_track_accuracy_std") is not None:
+                    text += f" ± {100 * acc[f'{room}_track_accuracy_std']:.1f}"
         return text
     if source == "zero-shot all tracks" or acc.get("zero_shot"):
         return f"{_pct(acc['track_accuracy'])} zero-shot ({acc['tracks']} tracks)"

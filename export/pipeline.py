@@ -260,8 +260,13 @@ def _card_for(card, quantization: str, cv: dict | None = None):
 
 #: The card's ``extra`` key holding the cross-validation the bench quotes.
 CV_KEY = "cv"
+#: The test rooms of ``evaluate --cv --room`` whose figures a card keeps (``roomsim``'s names).
+CV_ROOMS = ("near", "far")
 #: What the card keeps of an ``edge-genre evaluate --cv`` report (no per-fold details).
+#: ``room_track_accuracy_*`` is the single room of reports before the physical rooms (a
+#: near-field synthetic room): still read from older records, never written by evaluate now.
 CV_FIELDS = ("k", "seed", "grouping", "n_tracks", "track_accuracy_mean", "track_accuracy_std",
+             *(f"{room}_track_accuracy_{stat}" for room in CV_ROOMS for stat in ("mean", "std")),
              "room_track_accuracy_mean", "room_track_accuracy_std", "preset", "source")
 
 
@@ -351,18 +356,23 @@ def cv_summary(data, run_preset: str, cv_preset: str | None = None,
            "n_tracks": n_tracks,
            "track_accuracy_mean": _number(rec, "track_accuracy_mean", where),
            "track_accuracy_std": _number(rec, "track_accuracy_std", where)}
-    room = _number(rec, "room_track_accuracy_mean", where, required=False)
-    if room is not None:
-        out["room_track_accuracy_mean"] = room
-        out["room_track_accuracy_std"] = _number(rec, "room_track_accuracy_std", where)
+    rooms = []
+    for room in CV_ROOMS + ("room",):
+        mean = _number(rec, f"{room}_track_accuracy_mean", where, required=False)
+        if mean is not None:
+            rooms.append(room)
+            out[f"{room}_track_accuracy_mean"] = mean
+            out[f"{room}_track_accuracy_std"] = _number(rec, f"{room}_track_accuracy_std", where)
     out["preset"] = run_preset
     command = f"edge-genre evaluate --cv {k} --preset {run_preset}"
     if out["seed"]:
         command += f" --seed {out['seed']}"
     if rec.get("limit_per_genre"):
         command += f" --limit {rec['limit_per_genre']}"
-    if room is not None:
+    if rooms == ["room"]:
         command += " --room"
+    elif rooms:
+        command += " --room " + ",".join(rooms)
     name = Path(where).name if where != "--cv-record" else None
     out["source"] = command + (f" --out {name}" if name else "")
     return out

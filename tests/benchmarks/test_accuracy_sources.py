@@ -34,11 +34,13 @@ def evaluate_output(preset="transfer", room=True, **over) -> dict:
            "track_accuracy_per_fold": [0.5, 0.6, 0.7, 0.8, 0.655],
            "track_accuracy_mean": 0.651, "track_accuracy_std": 0.117,
            "window_accuracy_mean": 0.6, "window_accuracy_std": 0.1,
-           "room_track_accuracy_per_fold": [0.5] * 5 if room else [],
-           "room_track_accuracy_mean": 0.552 if room else None,
-           "room_track_accuracy_std": 0.081 if room else None,
+           "rooms": {"near": {}, "far": {}} if room else {},
            "per_fold": [{"fold": i + 1, "test_ids": ["x"]} for i in range(5)],
            "pooled_track_confusion": [[0]]}
+    if room:
+        rec.update({"near_track_accuracy_per_fold": [0.6] * 5, "near_track_accuracy_mean": 0.6,
+                    "near_track_accuracy_std": 0.05, "far_track_accuracy_per_fold": [0.5] * 5,
+                    "far_track_accuracy_mean": 0.552, "far_track_accuracy_std": 0.081})
     rec.update(over)
     return rec
 
@@ -57,10 +59,20 @@ def test_cv_summary_keeps_the_summary_of_one_run():
     cv = cv_summary(evaluate_output(), "transfer")
     assert cv == {"k": 5, "seed": 0, "grouping": "artist", "n_tracks": 161,
                   "track_accuracy_mean": 0.651, "track_accuracy_std": 0.117,
-                  "room_track_accuracy_mean": 0.552, "room_track_accuracy_std": 0.081,
+                  "near_track_accuracy_mean": 0.6, "near_track_accuracy_std": 0.05,
+                  "far_track_accuracy_mean": 0.552, "far_track_accuracy_std": 0.081,
                   "preset": "transfer",
-                  "source": "edge-genre evaluate --cv 5 --preset transfer --room"}
-    assert "room_track_accuracy_mean" not in cv_summary(evaluate_output(room=False), "transfer")
+                  "source": "edge-genre evaluate --cv 5 --preset transfer --room near,far"}
+    assert "far_track_accuracy_mean" not in cv_summary(evaluate_output(room=False), "transfer")
+
+
+def test_cv_summary_still_reads_the_single_room_of_older_records():
+    """Records written before the physical rooms had one synthetic near-field room."""
+    old = evaluate_output(room=False, room_track_accuracy_mean=0.552,
+                          room_track_accuracy_std=0.081)
+    cv = cv_summary(old, "transfer")
+    assert cv["room_track_accuracy_mean"] == 0.552 and "far_track_accuracy_mean" not in cv
+    assert cv["source"] == "edge-genre evaluate --cv 5 --preset transfer --room"
 
 
 def test_cv_summary_picks_the_run_of_the_preset(tmp_path):
@@ -120,9 +132,15 @@ def test_a_card_with_cv_is_quoted_from_the_card(dataset, tmp_path):
     assert acc["source"] == "card cv" and acc["track_accuracy"] == 0.651
     assert acc["cv"] == CV
     assert report.accuracy_text(acc) == "65.1 % ± 11.7 CV (artist, 5 folds)"
-    room = accuracy.from_card_cv({**CV, "room_track_accuracy_mean": 0.552,
-                                  "room_track_accuracy_std": 0.081})
-    assert report.accuracy_text(room, n_dataset=161) == \
+    rooms = accuracy.from_card_cv({**CV, "near_track_accuracy_mean": 0.6,
+                                   "near_track_accuracy_std": 0.05,
+                                   "far_track_accuracy_mean": 0.552,
+                                   "far_track_accuracy_std": 0.081})
+    assert report.accuracy_text(rooms, n_dataset=161) == \
+        "65.1 % ± 11.7 CV (artist, 5 folds); near room 60.0 % ± 5.0; far room 55.2 % ± 8.1"
+    old = accuracy.from_card_cv({**CV, "room_track_accuracy_mean": 0.552,
+                                 "room_track_accuracy_std": 0.081})
+    assert report.accuracy_text(old, n_dataset=161) == \
         "65.1 % ± 11.7 CV (artist, 5 folds); room mic 55.2 % ± 8.1"
     assert "of 161 tracks" in report.accuracy_text(
         accuracy.from_card_cv({**CV, "n_tracks": 50}), n_dataset=161)

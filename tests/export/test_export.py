@@ -283,13 +283,13 @@ def test_unknown_format(tiny_run, tmp_path):
 
 
 def _cv_output(preset: str) -> dict:
-    """What ``edge-genre evaluate --cv 5 --preset NAME --room --out FILE.json`` writes."""
+    """What ``edge-genre evaluate --cv 5 --preset NAME --room far --out FILE.json`` writes."""
     return {"preset": preset, "method": f"preset {preset}", "k": 5, "seed": 0,
             "grouping": "grouped by artist (120 artists, index artist_title_index.txt)",
             "n_tracks": 161, "limit_per_genre": None, "folds_run": [1, 2, 3, 4, 5],
             "track_accuracy_per_fold": [0.6, 0.7, 0.5, 0.8, 0.655],
             "track_accuracy_mean": 0.651, "track_accuracy_std": 0.117,
-            "room_track_accuracy_mean": 0.552, "room_track_accuracy_std": 0.08,
+            "far_track_accuracy_mean": 0.552, "far_track_accuracy_std": 0.08,
             "per_fold": [{"fold": i + 1, "test_ids": []} for i in range(5)]}
 
 
@@ -305,8 +305,8 @@ def test_cv_record_goes_into_every_card(tiny_run, tmp_path, feature_cache, capsy
     assert "card extra.cv: track accuracy 65.1 %" in capsys.readouterr().out
     want = {"k": 5, "seed": 0, "grouping": "artist", "n_tracks": 161,
             "track_accuracy_mean": 0.651, "track_accuracy_std": 0.117,
-            "room_track_accuracy_mean": 0.552, "room_track_accuracy_std": 0.08, "preset": "tiny",
-            "source": "edge-genre evaluate --cv 5 --preset tiny --room --out cv.json"}
+            "far_track_accuracy_mean": 0.552, "far_track_accuracy_std": 0.08, "preset": "tiny",
+            "source": "edge-genre evaluate --cv 5 --preset tiny --room far --out cv.json"}
     tflite_card = read_card(out / "tiny-fp32.tflite")
     props = {p.key: p.value for p in onnx.load(str(out / "tiny-fp32.onnx")).metadata_props}
     onnx_card = ModelCard.from_json(props[METADATA_KEY])
