@@ -17,7 +17,6 @@ YAMNet zero-shot trained on none of the excerpts, so it is scored on all of them
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,13 +25,14 @@ import numpy as np
 
 from edge_genre.edge.backends import is_waveform
 from edge_genre.edge.config import ModelCard
-from edge_genre.edge.windowing import cut_windows, track_probabilities
+from edge_genre.edge.windowing import cut_windows
 from edge_genre.errors import DataError, ModelError
 from edge_genre.export.pipeline import CV_KEY, CV_ROOMS  # the card keys export --cv-record writes
 from edge_genre.export.pipeline import REPORT_FILE as EXPORT_REPORT  # export's report beside a file
 from edge_genre.train.data import Dataset, Track, discover
 from edge_genre.train.features import LabelledWindows, load_windows, settings_key
-from edge_genre.train.run_dir import RECORD_FILE, RunRecord, RunSplit, read_record
+from edge_genre.train.run_dir import RECORD_FILE, RunRecord, RunSplit, read_json, record_in
+from edge_genre.train.scores import predict_batches, track_accuracy, window_accuracy
 from edge_genre.train.splits import track_split
 
 log = logging.getLogger("edge_genre")
@@ -111,32 +111,36 @@ def from_card_cv(cv: dict) -> dict:
 # ----------------------------------------------------------------------------- held-out
 
 
-def _read_json(path: Path) -> dict | None:
+def _export_report(model_path: Path) -> dict | None:
+    """``export_report.json`` beside the file, or None (none, unreadable, or not an object: a
+    report the bench cannot read says nothing about the tracks)."""
+    path = model_path.with_name(EXPORT_REPORT)
     if not path.is_file():
         return None
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        report = read_json(path)
+    except ModelError:
         return None
-    return record if isinstance(record, dict) else None
+    return report if isinstance(report, dict) else None
 
 
 def _run_records(model_path: Path, run_dir) -> list[tuple[Path, RunRecord]]:
     """Training-run records that can belong to the file: ``run_dir``'s, the one beside it, and
     the one of the run its ``export_report.json`` names (a file that is not a run record is
     passed over: it says nothing about the tracks)."""
-    candidates = [Path(run_dir) / RECORD_FILE] if run_dir else []
-    candidates.append(model_path.with_name(RECORD_FILE))
-    report = _read_json(model_path.with_name(EXPORT_REPORT))
+    folders = [Path(run_dir)] if run_dir else []
+    folders.append(model_path.parent)
+    report = _export_report(model_path)
     if report and report.get("run_dir"):
-        candidates.append(Path(report["run_dir"]) / RECORD_FILE)
+        folders.append(Path(report["run_dir"]))
     out = []
-    for path in dict.fromkeys(candidates):
-        if path.is_file():
-            try:
-                out.append((path, read_record(path)))
-            except ModelError:
-                continue
+    for folder in dict.fromkeys(folders):
+        try:
+            record = record_in(folder)
+        except ModelError:
+            continue
+        if record is not None:
+            out.append((folder / RECORD_FILE, record))
     return out
 
 
@@ -165,7 +169,7 @@ def trained_on_everything(model_path: str | Path, card: ModelCard, run_dir=None)
     extra = card.extra if isinstance(card.extra, dict) else {}
     if "test_split" in extra and extra["test_split"] is None:
         return True
-    report = _read_json(Path(model_path).with_name(EXPORT_REPORT))
+    report = _export_report(Path(model_path))
     if report and (report.get("evaluation") or {}).get("part") == "train":
         return True
     return any(record.split.train and not record.split.test
@@ -280,16 +284,12 @@ def evaluate(runner, held: HeldOut, cache: HeldOutWindowCache, batch: int = 32) 
     if len(windows) == 0:
         raise DataError("no held-out windows could be read")
     x = windows.x if is_waveform(card) else windows.normalized(card.frontend)
-    probs = np.concatenate([np.asarray(runner.predict(x[i:i + batch]), np.float32)
-                            for i in range(0, len(x), batch)])
-    truth = np.array([label_of[t.genre] for t in windows.tracks])
-    window_truth = truth[windows.track]
-    n = len(windows.tracks)
-    ids, track_probs = track_probabilities(probs, windows.track)
+    probs = predict_batches(runner.predict, x, batch)
+    truth = np.array([label_of[t.genre] for t in windows.tracks])[windows.track]
     return {
-        "track_accuracy": float(np.mean(track_probs.argmax(1) == truth[ids])),
-        "window_accuracy": float(np.mean(probs.argmax(1) == window_truth)),
-        "tracks": n, "windows": int(len(x)), "held_out": held.description,
+        "track_accuracy": track_accuracy(probs, windows.track, truth),
+        "window_accuracy": window_accuracy(probs, truth),
+        "tracks": len(windows.tracks), "windows": int(len(x)), "held_out": held.description,
         "source": SOURCE_HELD_OUT,
     }
 

@@ -49,7 +49,7 @@ _INSTALL_HINT = {".tflite": "pip install ai-edge-litert (or: pip install 'edge-g
                  ".onnx": "pip install onnxruntime (or: pip install 'edge-genre[onnx]')"}
 _ALL = (LITERT, TFLITE_RUNTIME, ONNXRUNTIME)
 #: Card ``extra`` key saying what a file takes, and the value of a waveform-in file
-#: (``export.mediapipe.INPUT_KEY`` / ``WAVEFORM``; a card without the key takes features).
+#: (written by ``export.mediapipe_metadata.waveform_card``; a card without the key takes features).
 INPUT_KEY = "input"
 WAVEFORM = "waveform"
 

@@ -247,18 +247,21 @@ class TrackResult:
         order = np.argsort(-self.probs, kind="stable")
         return [(self.labels[i], float(self.probs[i])) for i in order]
 
-    def to_dict(self, windows: bool = False, deprecated_keys: bool = True) -> dict:
-        """This track as JSON: the one shape of a track's decision in ``predict --json`` and the
-        HTTP API's ``POST /api/classify``.
+    def to_dict(self, windows: bool = False, deprecated_keys: bool = True,
+                rounded: bool = True) -> dict:
+        """This track as JSON: the one shape of a track's decision in ``predict --json``, the
+        HTTP API's ``POST /api/classify`` and ``tag``'s rows (``track.track_fields``).
 
         ``genre``, ``confidence``, ``probabilities`` ({label: p}, the card's order) of the mean
         of the windows; ``windows`` is how many there are, and ``window_decisions`` (with
         ``windows=True``) each one's ``Decision.to_dict``. ``deprecated_keys`` adds the old CLI
         names (``label``, ``probs``, ``views.DEPRECATED_KEYS``) for one release, to the windows
-        too."""
-        d = {"genre": self.label, "confidence": round(self.confidence, 4),
-             "probabilities": {k: round(float(p), 4) for k, p in zip(self.labels, self.probs)},
-             "duration": round(self.duration, 3), "windows": len(self.decisions),
+        too. ``rounded=False`` keeps every digit of the numbers (a tagged library's rows are data
+        to compute with, not a display)."""
+        keep = round if rounded else (lambda x, _digits: float(x))
+        d = {"genre": self.label, "confidence": keep(self.confidence, 4),
+             "probabilities": {k: keep(float(p), 4) for k, p in zip(self.labels, self.probs)},
+             "duration": keep(self.duration, 3), "windows": len(self.decisions),
              "silent_windows": self.silent_windows, "padded": self.padded}
         if windows:
             d["window_decisions"] = [x.to_dict(deprecated_keys) for x in self.decisions]

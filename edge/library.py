@@ -97,10 +97,10 @@ def prob_column(label: str) -> str:
 
 def columns(labels: Iterable[str]) -> list[str]:
     """The output's columns: path, size, mtime, genre, confidence, one probability per label,
-    model, model_version, seconds, error."""
+    model, model_version, duration, error."""
     return (["path", "size", "mtime", "genre", "confidence"]
             + [prob_column(x) for x in labels]
-            + ["model", "model_version", "seconds", "error"])
+            + ["model", "model_version", "duration", "error"])
 
 
 INT_COLUMNS = ("size",)
@@ -132,7 +132,7 @@ def make_row(track: Track, fields: dict, info: ModelInfo) -> dict:
     probabilities = fields["probabilities"]  # {label: p} (track.track_fields), None on an error
     for label in info.labels:
         row[prob_column(label)] = None if probabilities is None else float(probabilities[label])
-    row.update(model=info.name, model_version=info.version, seconds=fields["seconds"],
+    row.update(model=info.name, model_version=info.version, duration=fields["duration"],
                error=fields["error"])
     return row
 

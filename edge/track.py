@@ -10,6 +10,10 @@ from edge_genre.errors import AudioError
 
 log = logging.getLogger("edge_genre.tag")
 
+#: A track's decision in a ``tag`` row: these keys of ``TrackResult.to_dict``, so ``predict
+#: --json``, the HTTP API and ``tag`` name the same things alike.
+ROW_KEYS = ("genre", "confidence", "probabilities", "duration")
+
 
 def silent_problem(clf) -> str:
     return (f"silent (every window below {clf.config.silence_dbfs:g} dBFS): "
@@ -32,9 +36,9 @@ def classify_track(clf, path):
 
 
 def track_fields(clf, path) -> dict:
-    """The classification part of a track's row: ``genre``, ``confidence``, ``probabilities``
-    ({label: p}, the card's order, not rounded), ``seconds`` (of audio), ``error`` (None when
-    classified). The decision's keys are those of every interface (``TrackResult.to_dict``).
+    """The classification part of a track's row: ``ROW_KEYS`` of ``TrackResult.to_dict``
+    (``genre``, ``confidence``, ``probabilities`` ({label: p}, the card's order), ``duration``
+    (seconds of audio); not rounded) and ``error`` (None when classified).
 
     Any exception from one file (a decoder bug, not only ``AudioError``) becomes that file's
     error: one bad file never ends a batch."""
@@ -45,16 +49,13 @@ def track_fields(clf, path) -> dict:
         result, problem = None, f"unexpected error: {type(exc).__name__}: {exc}"
     if problem is not None:
         return error_fields(problem)
-    return {"genre": result.label, "confidence": float(result.confidence),
-            "probabilities": {k: float(p) for k, p in zip(result.labels, result.probs)},
-            "seconds": float(result.duration),
-            "error": None}
+    d = result.to_dict(deprecated_keys=False, rounded=False)
+    return {**{k: d[k] for k in ROW_KEYS}, "error": None}
 
 
 def error_fields(problem: str) -> dict:
     """The classification part of the row of a track that could not be classified."""
-    return {"genre": None, "confidence": None, "probabilities": None, "seconds": None,
-            "error": problem}
+    return {**dict.fromkeys(ROW_KEYS), "error": problem}
 
 
 def usable_cores() -> int:

@@ -5,7 +5,8 @@ For each file: top-1 window agreement with Keras, the largest probability differ
 window and track accuracy (a track's label is the argmax of its windows' mean
 probabilities: ``edge.windowing.track_probabilities``, which the runtime's ``Classifier.classify``
 also uses). Files run in the interpreter that runs them on a device, through
-``edge_genre.edge.backends.load_model``.
+``edge_genre.edge.backends.load_model``. The scores are ``train.scores``'s, as in training and
+evaluation.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import numpy as np
 from edge_genre.edge.backends import load_model
 from edge_genre.export.calibration import ExportWindows
 from edge_genre.export.config import ExportConfig
-from edge_genre.train.scores import track_probabilities
+from edge_genre.train.scores import predict_batches, track_accuracy, window_accuracy
 
 BACKEND_FOR = {"tflite": "ai-edge-litert", "onnx": "onnxruntime"}
 
@@ -52,33 +53,42 @@ def load_runner(path: Path, fmt: str):
     return load_model(path, backend=BACKEND_FOR[fmt])
 
 
-def predict(runner, x: np.ndarray, batch: int) -> np.ndarray:
-    return np.concatenate([runner.predict(x[i:i + batch]) for i in range(0, len(x), batch)])
-
-
 # ----------------------------------------------------------------------------- measuring
+
+
+def against_keras(probs: np.ndarray, keras_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per window: whether the file's top-1 label is Keras's, and its largest probability
+    difference from Keras."""
+    return probs.argmax(1) == keras_probs.argmax(1), np.abs(probs - keras_probs).max(axis=1)
+
+
+def bound_problems(agreement: float, min_agreement: float, max_diff: float | None = None,
+                   max_prob_diff: float | None = None) -> list[str]:
+    """What misses the bounds: top-1 agreement below ``min_agreement``, and, when
+    ``max_prob_diff`` is a bound, a larger probability difference."""
+    problems = []
+    if agreement < min_agreement:
+        problems.append(f"top-1 agreement {agreement:.1%} < {min_agreement:.0%}")
+    if max_prob_diff is not None and max_diff is not None and max_diff > max_prob_diff:
+        problems.append(f"max probability difference {max_diff:.3f} > {max_prob_diff}")
+    return problems
 
 
 def accuracies(probs: np.ndarray, held: ExportWindows) -> tuple[float, float]:
     """(window accuracy, track accuracy) of window probabilities on the held-out set."""
-    window = float(np.mean(probs.argmax(1) == held.y))
-    track_probs, track_label = track_probabilities(probs, held.track, held.y)
-    track = float(np.mean(track_probs.argmax(1) == track_label))
-    return window, track
+    return window_accuracy(probs, held.y), track_accuracy(probs, held.track, held.y)
 
 
 def check_file(path: Path, fmt: str, quantization: str, keras_probs: np.ndarray,
                held: ExportWindows, config: ExportConfig) -> FileCheck:
     runner = load_runner(path, fmt)
-    probs = predict(runner, held.x, config.check_batch)
-    agreement = float(np.mean(probs.argmax(1) == keras_probs.argmax(1)))
-    max_diff = float(np.max(np.abs(probs - keras_probs)))
+    probs = predict_batches(runner.predict, held.x, config.check_batch)
+    agree, diff = against_keras(probs, keras_probs)
+    agreement, max_diff = float(agree.mean()), float(diff.max())
     window, track = accuracies(probs, held)
     _, keras_track = accuracies(keras_probs, held)
     drop = 100.0 * (keras_track - track)
-    problems = []
-    if agreement < config.min_agreement:
-        problems.append(f"top-1 agreement {agreement:.1%} < {config.min_agreement:.0%}")
+    problems = bound_problems(agreement, config.min_agreement)
     if drop > config.max_track_accuracy_drop + 1e-9:
         problems.append(f"track accuracy {drop:.1f} points below Keras "
                         f"(limit {config.max_track_accuracy_drop:g})")

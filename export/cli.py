@@ -102,7 +102,8 @@ def _mediapipe(args: argparse.Namespace) -> int:
     import sys
 
     from edge_genre.errors import ModelError
-    from edge_genre.export.mediapipe import REPORT_FILE, export_mediapipe, format_parity
+    from edge_genre.export.mediapipe import REPORT_FILE, export_mediapipe
+    from edge_genre.export.mediapipe_parity import format_parity
 
     try:
         report = export_mediapipe(args.run_dir, args.out, name=args.name, data_dir=args.data,

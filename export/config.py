@@ -37,6 +37,14 @@ class ExportConfig:
     max_track_accuracy_drop : points of held-out track accuracy an exported file may lose against
         the Keras model before export fails.
     min_agreement : fraction of held-out windows whose top-1 label must match Keras.
+    mediapipe_max_prob_diff : the fp32 MediaPipe (waveform-in) file's largest probability
+        difference from the spectrogram-in Keras model fed by the numpy front-end: the in-graph
+        front-end is float32 against numpy's float64 (about 1e-5 in normalised log-mel units,
+        1e-5 in probability, measured). Its ``-int8w`` file has the bound every ``-int8w`` file
+        has (``min_agreement``; the difference is reported, not bounded, as there): the
+        front-end stays float, so it is as close to Keras as the network's own int8-weights file.
+    mediapipe_min_agreement : fraction of parity windows whose top-1 label the fp32 MediaPipe file
+        must share with that Keras model.
     check_batch : windows per interpreter call in the check.
     training_check_windows : when the run has no held-out (test) tracks (a model trained on
         every track), the check runs on this many training windows drawn with ``seed + 1``
@@ -52,6 +60,8 @@ class ExportConfig:
     onnx_reduce_range: bool = True
     max_track_accuracy_drop: float = 2.0
     min_agreement: float = 0.95
+    mediapipe_max_prob_diff: float = 1e-3
+    mediapipe_min_agreement: float = 1.0
     check_batch: int = 32
     training_check_windows: int = 400
 

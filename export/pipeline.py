@@ -272,14 +272,11 @@ CV_FIELDS = ("k", "seed", "grouping", "n_tracks", "track_accuracy_mean", "track_
 
 def read_cv_record(path: str | Path, run_preset: str, cv_preset: str | None = None) -> dict:
     """``cv_summary`` of the JSON file ``edge-genre evaluate --cv K --preset NAME --out`` wrote."""
+    from edge_genre.train.run_dir import read_json
+
     path = Path(path).expanduser()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DataError(f"--cv-record {path}: cannot read it ({exc.strerror or exc})") from None
-    except ValueError as exc:
-        raise DataError(f"--cv-record {path}: not JSON ({exc})") from None
-    return cv_summary(data, run_preset, cv_preset, where=str(path))
+    return cv_summary(read_json(path, f"--cv-record {path}", DataError), run_preset, cv_preset,
+                      where=str(path))
 
 
 def _grouping(text) -> str:

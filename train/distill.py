@@ -136,7 +136,7 @@ def fit_student(train: Aligned, valid: Aligned | None, n_labels: int,
     import keras
     from sklearn.decomposition import PCA
 
-    from edge_genre.train.scores import track_accuracy
+    from edge_genre.train.scores import track_accuracy, window_accuracy
     from edge_genre.train.fit import compile_model, predict, setup_keras
     from edge_genre.train.presets import SCRATCH
 
@@ -178,7 +178,7 @@ def fit_student(train: Aligned, valid: Aligned | None, n_labels: int,
              "seconds": round(time.perf_counter() - e0, 2)}
         if x_valid is not None:
             probs = predict(classifier, x_valid)
-            m["val_accuracy"] = float(np.mean(probs.argmax(1) == valid.windows.y))
+            m["val_accuracy"] = window_accuracy(probs, valid.windows.y)
             m["val_track_accuracy"] = track_accuracy(probs, valid.windows.track, valid.windows.y)
             key = (m["val_track_accuracy"], m["val_accuracy"])
         else:

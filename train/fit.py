@@ -23,7 +23,8 @@ from edge_genre.edge.config import FrontendConfig, ModelCard
 from edge_genre.errors import DataError
 from edge_genre.train.augment import augment_batch
 from edge_genre.train.data import Dataset, discover
-from edge_genre.train.scores import Report, score, track_accuracy
+from edge_genre.train.scores import (Report, predict_batches, score, track_accuracy,
+                                     window_accuracy)
 from edge_genre.train.features import LabelledWindows, load_windows, normalization_stats
 from edge_genre.train.presets import Preset, TrainConfig, get_preset
 from edge_genre.train.run_dir import (CONFUSION_FILE, CURVES_FILE, RECORD_FILE, TEST_REPORT_FILE,
@@ -99,11 +100,8 @@ def compile_model(model, cfg: TrainConfig, steps_per_epoch: int, epochs: int) ->
 
 def predict(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Probabilities for normalised windows, in batches (no Keras progress output)."""
-    if len(x) == 0:
-        return np.zeros((0, int(model.output_shape[-1])), np.float32)
-    out = [np.asarray(model(x[i:i + batch_size], training=False))
-           for i in range(0, len(x), batch_size)]
-    return np.concatenate(out).astype(np.float32)
+    return predict_batches(lambda b: model(b, training=False), x, batch_size,
+                           int(model.output_shape[-1]))
 
 
 def _selection_key(m: dict, cfg: TrainConfig) -> tuple:
@@ -162,7 +160,7 @@ def fit_windows(preset: Preset, n_labels: int, train: LabelledWindows, x_train: 
             probs = predict(model, x_valid)
             p = np.clip(probs[np.arange(len(probs)), valid.y], 1e-7, 1.0)
             m["val_loss"] = float(-np.mean(np.log(p)))
-            m["val_accuracy"] = float(np.mean(probs.argmax(1) == valid.y))
+            m["val_accuracy"] = window_accuracy(probs, valid.y)
             m["val_track_accuracy"] = track_accuracy(probs, valid.track, valid.y)
         history.append(m)
         key = _selection_key(m, cfg) if valid is not None and len(valid) else (epoch,)

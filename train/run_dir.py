@@ -9,7 +9,9 @@ read. The one place that knows its file names and the shape of its record::
     <run>/test_report.txt    TEST_REPORT_FILE: the test report as text (idem)
 
 ``write_run`` writes the first three, ``read_run`` reads a run back (card and record; the Keras
-model with ``load_model``, because that needs TensorFlow).
+model with ``load_model``, because that needs TensorFlow). ``record_in`` is where a folder's
+record is (the bench looks for the runs of its model files with it), and ``read_json`` the one
+reader of a JSON file for every package, with the error class its caller reports.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_genre.edge.config import ModelCard
-from edge_genre.errors import DataError, ModelError
+from edge_genre.errors import DataError, EdgeGenreError, ModelError
 
 MODEL_FILE = "model.keras"
 CARD_FILE = "model_card.json"
@@ -190,17 +192,32 @@ def is_run(path: str | Path) -> bool:
     return all((path / name).is_file() for name in (MODEL_FILE, CARD_FILE, RECORD_FILE))
 
 
+def read_json(path: str | Path, where: str | None = None,
+              error: type[EdgeGenreError] = ModelError) -> Any:
+    """The parsed JSON file ``path``. ``error`` (one line starting with ``where``, the path by
+    default) for a file that cannot be read or is not JSON: callers differ in what a bad file
+    is (a broken model directory, a bad command-line argument), not in how it is read."""
+    path = Path(path)
+    where = where or str(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise error(f"{where}: cannot read it ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise error(f"{where} is not valid JSON ({exc})") from None
+
+
 def read_record(path: str | Path) -> RunRecord:
     """The ``RunRecord`` in the file ``path`` (a run's ``run.json``). ModelError for a file
     that cannot be read or is not a record."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    except ValueError as exc:
-        raise ModelError(f"{path} is not valid JSON ({exc})") from None
-    return RunRecord.from_dict(data, str(path))
+    return RunRecord.from_dict(read_json(path), str(path))
+
+
+def record_in(folder: str | Path) -> RunRecord | None:
+    """The record of the run directory ``folder`` (its ``RECORD_FILE``); None when it has none.
+    ModelError for one that is not a record."""
+    path = Path(folder) / RECORD_FILE
+    return read_record(path) if path.is_file() else None
 
 
 def read_run(path: str | Path) -> Run:
@@ -214,8 +231,8 @@ def read_run(path: str | Path) -> Run:
         if not (path / name).is_file():
             raise _not_a_run(path, f"no {name}")
     card = ModelCard.from_json((path / CARD_FILE).read_text(encoding="utf-8"))
-    record = read_record(path / RECORD_FILE) if (path / RECORD_FILE).is_file() else RunRecord()
-    return Run(path, card, record)
+    record = record_in(path)
+    return Run(path, card, RunRecord() if record is None else record)
 
 
 def write_run(path: str | Path, model, card: ModelCard, record: RunRecord) -> Run:

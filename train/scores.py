@@ -1,14 +1,33 @@
 """Scores of window probabilities: a track's genre is the mean of its windows' probabilities
 (``edge.windowing.track_probabilities``, the runtime's definition); window and track accuracy, per
-genre, confusion matrices. Plain numpy, used by ``fit`` (checkpoint selection) and ``evaluate``
-(reports, cross-validation)."""
+genre, confusion matrices, and window probabilities predicted in batches. Plain numpy, the one
+scorer of ``fit``, ``transfer`` and ``distill`` (checkpoint selection), ``evaluate`` (reports,
+cross-validation), ``export.check`` and the bench."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 
 from edge_genre.edge import windowing
+
+
+def predict_batches(predict: Callable[[np.ndarray], Any], x: np.ndarray, batch: int,
+                    n_labels: int = 0) -> np.ndarray:
+    """``predict`` (windows -> probabilities: a Keras call, a Runner's ``predict``) over ``x``
+    ``batch`` windows at a time, as one float32 array; (0, n_labels) for no windows. Batches
+    bound the memory a large set would take in one call."""
+    if len(x) == 0:
+        return np.zeros((0, n_labels), np.float32)
+    return np.concatenate([np.asarray(predict(x[i:i + batch]), np.float32)
+                           for i in range(0, len(x), batch)])
+
+
+def window_accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of windows whose top-1 label is their true label (0.0 for no windows)."""
+    labels = np.asarray(labels)
+    return float(np.mean(probs.argmax(1) == labels)) if len(labels) else 0.0
 
 
 def track_probabilities(probs: np.ndarray, owners: np.ndarray, labels: np.ndarray
@@ -96,7 +115,7 @@ def score(probs: np.ndarray, windows, labels, split: str) -> Report:
                "predicted": labels[int(track_pred[j])], "confidence": float(tp[j].max())}
               for j, o in enumerate(order)]
     return Report(split=split, labels=labels, n_tracks=len(tl), n_windows=len(y),
-                  window_accuracy=float(np.mean(window_pred == y)) if len(y) else 0.0,
+                  window_accuracy=window_accuracy(probs, y),
                   track_accuracy=float(np.mean(track_pred == tl)) if len(tl) else 0.0,
                   per_genre=per, confusion=confusion_matrix(tl, track_pred, n).tolist(),
                   window_confusion=confusion_matrix(y, window_pred, n).tolist(), tracks=tracks)

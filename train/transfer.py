@@ -37,7 +37,7 @@ from edge_genre.train.backbones import Backbone, get_backbone
 from edge_genre.train.data import Track
 from edge_genre.train.features import FeatureCache, load_windows, settings_key
 from edge_genre.train.roomsim import RoomCopy, augment_copies
-from edge_genre.train.scores import track_accuracy
+from edge_genre.train.scores import track_accuracy, window_accuracy
 
 log = logging.getLogger("edge_genre")
 
@@ -337,7 +337,7 @@ def fit_preset(preset, train, valid, epochs=None, progress=True, cfg: TransferCo
     entry = {"epoch": 1, "accuracy": info["train_window_accuracy"]}
     if valid is not None and len(valid):
         probs = head.predict(feats[_rows(maps, valid.tracks)], verbose=0)
-        entry["val_accuracy"] = float(np.mean(probs.argmax(1) == valid.y))
+        entry["val_accuracy"] = window_accuracy(probs, valid.y)
         entry["val_track_accuracy"] = track_accuracy(probs, valid.track, valid.y)
         entry["note"] = "valid windows were part of the head's training data"
     return model, [entry]

@@ -116,7 +116,7 @@ def test_cv_record_file_errors_are_one_line(tmp_path):
     with pytest.raises(EdgeGenreError, match="cannot read"):
         read_cv_record(tmp_path / "missing.json", "transfer")
     (tmp_path / "bad.json").write_text("{")
-    with pytest.raises(EdgeGenreError, match="not JSON"):
+    with pytest.raises(EdgeGenreError, match="not valid JSON"):
         read_cv_record(tmp_path / "bad.json", "transfer")
 
 

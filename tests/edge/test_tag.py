@@ -126,7 +126,7 @@ def test_rows_match_predict_and_the_per_track_function(tmp_path, capsys):
         assert r["error"] is None
         st = os.stat(r["path"])
         assert (r["size"], r["mtime"]) == (st.st_size, st.st_mtime)
-        assert abs(r["seconds"] - p["duration"]) < 1e-3
+        assert abs(r["duration"] - p["duration"]) < 1e-3
         for label in labels:
             assert abs(r[f"prob_{label}"] - p["probabilities"][label]) <= 5e-5  # predict rounds to 4
         # the very function predict calls, in this process: the same probabilities
@@ -160,7 +160,7 @@ def test_broken_files_are_error_rows_and_exit_1(tmp_path, capsys):
             assert r["genre"] is None and r["prob_jazz"] is None
             assert f"{p}: error: {r['error']}" in err
         else:
-            assert r["genre"] and r["seconds"] > 29
+            assert r["genre"] and r["duration"] > 29
     assert "Traceback" not in err
 
     # Again: nothing new to do, the same rows, and still exit 1 (the output holds errors).

@@ -56,5 +56,5 @@ def test_ray_engine_gives_the_same_rows(tmp_path, capsys):
                 x["model_version"]) == \
             (y["genre"], y["error"], y["size"], y["mtime"], y["model"], y["model_version"])
         for k in x:
-            if k.startswith("prob_") or k in ("confidence", "seconds"):
+            if k.startswith("prob_") or k in ("confidence", "duration"):
                 assert (x[k] is None and y[k] is None) or abs(x[k] - y[k]) <= 1e-6, (path, k)

@@ -24,8 +24,8 @@ from tests.edge.waveform_files import waveform_files  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow
 
-#: The parity bound of ``export.mediapipe`` (FP32_MAX_PROB_DIFF): the in-graph front-end is
-#: float32 against numpy's float64.
+#: The parity bound of ``export.mediapipe_parity`` (``ExportConfig.mediapipe_max_prob_diff``):
+#: the in-graph front-end is float32 against numpy's float64.
 PROB_TOL = 1e-3
 #: Two of the network's training excerpts and three it never saw; 22.05 kHz .wav and .au files.
 EXCERPTS = ("blues.00000", "classical.00001", "jazz.00003", "rock.00023", "metal.00005")

@@ -22,6 +22,7 @@ import pytest
 
 from edge_genre.edge.backends import is_waveform, load_model
 from edge_genre.edge.config import FrontendConfig, ModelCard, WindowConfig
+from edge_genre.export.config import ExportConfig
 from tests.conftest import GTZAN_MINI, YAMNET_TFLITE
 
 pytestmark = pytest.mark.slow
@@ -34,6 +35,8 @@ GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "
 MEAN, STD = -3.0, 2.5
 #: Track agreement MediaPipe must reach with what ``edge-genre predict`` does.
 MIN_TRACK_AGREEMENT = 0.95
+#: The fp32 file's parity bound (probability difference from Keras + the numpy front-end).
+FP32_MAX_PROB_DIFF = ExportConfig().mediapipe_max_prob_diff
 
 
 def excerpts(per_genre: int, skip: int = 0) -> list[Path]:
@@ -169,14 +172,14 @@ def test_in_graph_frontend_matches_numpy(name):
 
     from edge_genre.edge import audio as audio_io
     from edge_genre.edge.frontend import features_batch
-    from edge_genre.export import mediapipe as M
+    from edge_genre.export import mediapipe_frontend
 
     make, dft = FRONTENDS[name]
     cfg = make()
     n = WindowConfig().window_samples(cfg)
-    plan = M.FrontendPlan.of(cfg, n, dft)
+    plan = mediapipe_frontend.FrontendPlan.of(cfg, n, dft)
     assert plan.dft == ("matmul" if dft == "matmul" or name == "odd-fft" else "rfft")
-    it = Interpreter(model_content=M.frontend_tflite(cfg, n, dft))
+    it = Interpreter(model_content=mediapipe_frontend.frontend_tflite(cfg, n, dft))
     it.allocate_tensors()
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     assert list(inp["shape"]) == [1, n]
@@ -246,30 +249,29 @@ def test_cli_flag_dispatch(monkeypatch, tmp_path, capsys, argv, standard):
 def test_fp32_parity_with_keras_and_numpy_frontend(exported):
     """Every window, including those across a window boundary, the last and the padded one:
     the same top-1 and probabilities within 1e-3 of Keras fed by the numpy front-end."""
-    from edge_genre.export import mediapipe as M
 
     _, report = exported
     fp32 = report["files"][0]
     assert fp32["agreement"] == 1.0
-    assert fp32["max_prob_diff"] <= M.FP32_MAX_PROB_DIFF
+    assert fp32["max_prob_diff"] <= FP32_MAX_PROB_DIFF
     for kind in ("grid", "boundary", "end", "padded"):
         assert fp32["by_kind"][kind]["agreement"] == 1.0
-        assert fp32["by_kind"][kind]["max_prob_diff"] <= M.FP32_MAX_PROB_DIFF
+        assert fp32["by_kind"][kind]["max_prob_diff"] <= FP32_MAX_PROB_DIFF
     print(f"\nfp32 parity: {fp32['windows']} windows, agreement {fp32['agreement']:.1%}, "
           f"max prob diff {fp32['max_prob_diff']:.1e}")
 
 
 def test_parity_function_on_other_excerpts(exported, keras_model):
     """The report function itself, on excerpts the export did not use."""
-    from edge_genre.export import mediapipe as M
+    from edge_genre.export import mediapipe_parity
 
     out, _ = exported
     model, card = keras_model
-    windows = M.parity_windows(excerpts(1, skip=5)[::3], card, per_track=2, seed=3)
+    windows = mediapipe_parity.parity_windows(excerpts(1, skip=5)[::3], card, per_track=2, seed=3)
     assert set(windows.kind) == {"grid", "boundary", "end", "padded"}
-    result = M.parity(out / "transfer-mediapipe.tflite", model, card, windows)
+    result = mediapipe_parity.parity(out / "transfer-mediapipe.tflite", model, card, windows)
     assert result["passed"], result
-    assert result["agreement"] == 1.0 and result["max_prob_diff"] < M.FP32_MAX_PROB_DIFF
+    assert result["agreement"] == 1.0 and result["max_prob_diff"] < FP32_MAX_PROB_DIFF
 
 
 def test_int8_weights_quantise_the_network_only(exported, keras_model, tmp_path):
@@ -279,8 +281,7 @@ def test_int8_weights_quantise_the_network_only(exported, keras_model, tmp_path)
     from ai_edge_litert.interpreter import Interpreter
 
     from edge_genre.edge.frontend import features_batch
-    from edge_genre.export import mediapipe as M
-    from edge_genre.export import tflite
+    from edge_genre.export import mediapipe_parity, tflite
 
     out, report = exported
     path = out / "transfer-mediapipe-int8w.tflite"
@@ -296,7 +297,7 @@ def test_int8_weights_quantise_the_network_only(exported, keras_model, tmp_path)
     assert any(d["dtype"] == np.int8 for d in tensors.values())
 
     model, card = keras_model
-    windows = M.parity_windows(excerpts(1, skip=5)[:4], card, per_track=2)
+    windows = mediapipe_parity.parity_windows(excerpts(1, skip=5)[:4], card, per_track=2)
     net = tmp_path / "net-int8w.tflite"
     net.write_bytes(tflite.to_tflite(model, weights_only=True))
     lite = Interpreter(model_path=str(net))
@@ -310,7 +311,7 @@ def test_int8_weights_quantise_the_network_only(exported, keras_model, tmp_path)
         spectro.append(lite.get_tensor(lo["index"])[0])
     spectro = np.array(spectro)
     wave = load_model(path).predict(windows.audio)
-    keras_probs = M.reference_probs(model, card, windows.audio)
+    keras_probs = mediapipe_parity.reference_probs(model, card, windows.audio)
     err_wave, err_spectro = np.abs(wave - keras_probs), np.abs(spectro - keras_probs)
     print(f"\nvs Keras on {len(wave)} windows: waveform-in int8w max {err_wave.max():.4f} mean "
           f"{err_wave.mean():.5f}; spectrogram-in int8w max {err_spectro.max():.4f} mean "
@@ -332,7 +333,7 @@ def test_run_without_held_out_tracks_is_checked_on_training_tracks(tmp_path, gtz
     centred front-end of the export tests' tiny runs, end to end (an untrained small CNN)."""
     import keras
 
-    from edge_genre.export import mediapipe as M
+    from edge_genre.export import mediapipe
     from edge_genre.train.run_dir import RunRecord, RunSplit, write_run
     from tests.export.runs import FRONTEND, WINDOW, tiny_model
 
@@ -345,7 +346,7 @@ def test_run_without_held_out_tracks_is_checked_on_training_tracks(tmp_path, gtz
     train = tuple(p.stem for p in excerpts(2))
     write_run(run, tiny_model(shape, len(GENRES)), card,
               RunRecord.new("tiny", data={"root": str(gtzan_root)}, split=RunSplit(train=train)))
-    report = M.export_mediapipe(run, tmp_path / "out", parity_tracks=3, progress=lambda m: None)
+    report = mediapipe.export_mediapipe(run, tmp_path / "out", parity_tracks=3, progress=lambda m: None)
     assert report["source"].startswith("train tracks") and report["tracks"] == 3
     assert [t.split(".")[0] for t in report["source"].split(": ")[1].split(", ")] == [
         "blues", "classical", "country"]
@@ -359,13 +360,13 @@ def test_run_without_held_out_tracks_is_checked_on_training_tracks(tmp_path, gtz
 
 def test_standard_metadata_and_card_are_both_in_the_file(exported, transfer_run):
     from edge_genre.edge.modelfile import METADATA_KEY, read_card, tflite_metadata
-    from edge_genre.export import mediapipe as M
+    from edge_genre.export import mediapipe_metadata
 
     out, _ = exported
     path = out / "transfer-mediapipe.tflite"
     data = path.read_bytes()
     entries = tflite_metadata(data)
-    assert {M.TFLITE_METADATA, METADATA_KEY} <= set(entries)
+    assert {mediapipe_metadata.TFLITE_METADATA, METADATA_KEY} <= set(entries)
     # Our card: waveform in, its front-end and labels as trained.
     card = read_card(path)
     assert is_waveform(card) and card.input_shape == (64000,)
@@ -376,14 +377,14 @@ def test_standard_metadata_and_card_are_both_in_the_file(exported, transfer_run)
     # The label file, zipped after the flatbuffer.
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         assert zf.read("labels.txt").decode().split() == list(GENRES)
-    assert M.associated_files(path) == {"labels.txt": ("\n".join(GENRES) + "\n").encode()}
+    assert mediapipe_metadata.associated_files(path) == {"labels.txt": ("\n".join(GENRES) + "\n").encode()}
     # The standard metadata, read with MediaPipe's own generated schema.
     mediapipe_audio()
     from mediapipe.tasks.metadata import metadata_schema_py_generated as fb
 
     meta = fb.ModelMetadataT.InitFromObj(
-        fb.ModelMetadata.GetRootAsModelMetadata(entries[M.TFLITE_METADATA], 0))
-    assert entries[M.TFLITE_METADATA][4:8] == b"M001"
+        fb.ModelMetadata.GetRootAsModelMetadata(entries[mediapipe_metadata.TFLITE_METADATA], 0))
+    assert entries[mediapipe_metadata.TFLITE_METADATA][4:8] == b"M001"
     assert meta.name.decode().startswith("edge-genre transfer") and meta.version
     assert meta.description and meta.minParserVersion.decode() == "1.3.0"
     (sub,) = meta.subgraphMetadata
@@ -405,7 +406,6 @@ def test_the_runtime_runs_the_waveform_files_like_the_spectrogram_file(exported,
     (same windows, same labels, probabilities within FP32_MAX_PROB_DIFF); the int8-weights file
     runs the same windows."""
     from edge_genre.edge.classifier import Classifier
-    from edge_genre.export import mediapipe as M
 
     out, _ = exported
     wave = Classifier(out / "transfer-mediapipe.tflite")
@@ -417,11 +417,11 @@ def test_the_runtime_runs_the_waveform_files_like_the_spectrogram_file(exported,
     for path in run_tracks(transfer_run, "test")[:4]:
         got, want, q = (c.classify_file(path) for c in (wave, ref, int8w))
         assert got.label == want.label
-        assert np.abs(got.probs - want.probs).max() <= M.FP32_MAX_PROB_DIFF
+        assert np.abs(got.probs - want.probs).max() <= FP32_MAX_PROB_DIFF
         assert len(got.decisions) == len(want.decisions) == len(q.decisions) == 14
         for a, b in zip(got.decisions, want.decisions):
             assert (a.start, a.silent, a.label) == (b.start, b.silent, b.label)
-            assert np.abs(a.probs - b.probs).max() <= M.FP32_MAX_PROB_DIFF
+            assert np.abs(a.probs - b.probs).max() <= FP32_MAX_PROB_DIFF
         assert q.probs.sum() == pytest.approx(1.0, abs=1e-3)
         rows.append((path.stem, want.label, got.label, q.label,
                      float(np.abs(got.probs - want.probs).max()),
