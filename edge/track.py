@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 
+from edge_genre.edge.audio import AudioStream
 from edge_genre.errors import AudioError
 
 log = logging.getLogger("edge_genre.tag")
@@ -20,12 +21,13 @@ def classify_track(clf, path):
     """``(TrackResult, None)`` for a track, or ``(None, problem)`` when it cannot be classified
     (an ``AudioError``: unreadable, corrupt, empty, too short; or every window silent).
 
-    The one per-track function of ``predict`` and ``tag``. ``problem`` is the message without
-    the path in front."""
+    The one per-track function of ``predict``, ``tag`` and ``serve``'s uploads (``path`` may be
+    an open ``audio.AudioStream``). ``problem`` is the message without the path in front."""
+    name = path.name if isinstance(path, AudioStream) else path
     try:
         result = clf.classify_file(path)
     except AudioError as exc:
-        return None, str(exc).removeprefix(f"{path}: ")
+        return None, str(exc).removeprefix(f"{name}: ")
     if result.silent:
         return None, silent_problem(clf)
     return result, None

@@ -27,12 +27,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_genre.edge.audio import decode
+from edge_genre.edge.audio import open_bytes
 from edge_genre.edge.classifier import Classifier, TrackResult
-from edge_genre.edge.track import silent_problem
-from edge_genre.errors import AudioError
+from edge_genre.edge.track import classify_track
+from edge_genre.errors import AudioError, AudioTooLong
 
 
+#: What a 415 answer asks for.
+SEND_AUDIO = "send a WAV, AU, FLAC or OGG file"
 #: Uploads at least this large are followed by ``release_memory``.
 RELEASE_AFTER_BYTES = 4_000_000
 
@@ -163,17 +165,25 @@ class GenreService:
         with self.classifier() as clf:
             t0 = time.perf_counter()
             try:
-                audio = decode(data, name)
+                # Decoded a block at a time and stopped at the length limit: a small compressed
+                # file that expands to hours (a decompression bomb) is refused after decoding
+                # max_seconds of it, and never held whole.
+                stream = open_bytes(data, name, max_seconds=self.limits.max_seconds)
+            except AudioTooLong:
+                raise ClassifyError(413, self._too_long(name)) from None
             except AudioError as exc:
-                raise ClassifyError(415, f"{exc} - send a WAV, AU, FLAC or OGG file") from None
-            if audio.duration > self.limits.max_seconds:
-                raise ClassifyError(413, f"{name}: {audio.duration:.0f} s of audio is longer than "
-                                         f"the {self.limits.max_seconds:g} s limit")
-            try:
-                result = clf.classify(audio.samples, audio.sample_rate, name=name)
-            except AudioError as exc:
-                raise ClassifyError(422, str(exc)) from None
-            if result.silent:
-                raise ClassifyError(422, f"{name}: {silent_problem(clf)}")
+                raise ClassifyError(415, f"{exc} - {SEND_AUDIO}") from None
+            # The per-track function and silence rule of predict and tag.
+            result, problem = classify_track(clf, stream)
+            if problem is not None:
+                if stream.too_long:
+                    raise ClassifyError(413, self._too_long(name))
+                if stream.failed:
+                    raise ClassifyError(415, f"{name}: {problem} - {SEND_AUDIO}")
+                raise ClassifyError(422, f"{name}: {problem}")  # too short, or silent
             elapsed_ms = (time.perf_counter() - t0) * 1e3
         return track_response(name, result, self.model, elapsed_ms)
+
+    def _too_long(self, name: str) -> str:
+        return (f"{name}: more than {self.limits.max_seconds:g} s of audio, longer than the "
+                f"{self.limits.max_seconds:g} s limit")
