@@ -415,3 +415,41 @@ def test_predict_warns_once_on_stderr_for_wild_samples(fp32_tflite, tmp_path, ca
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "WARNING" in lines[0] and f"{path}: " in lines[0]
     assert "outside [-1, 1] clipped" in lines[0]
+
+
+# ----------------------------------------------------------------------------- issue 24.4
+
+
+@pytest.mark.parametrize("tag, law", [(6, "A"), (7, "mu")])
+def test_g711_wav_with_a_16_bit_header_is_refused(tmp_path, tag, law):
+    """G.711 samples are bytes; a WAV tagged A-law or mu-law that declares 16-bit samples is
+    mislabelled (its bytes were 16-bit PCM read as codes: noise, which was classified)."""
+    path = tmp_path / "mislabelled.wav"
+    path.write_bytes(wav_bytes(pcm16(22050 * 6), 22050, bits=16, tag=tag))
+    for opener in (audio.read, audio.open_stream):
+        with pytest.raises(AudioError, match=f"{law}-law WAV declares 16-bit samples"):
+            opener(path)
+    good = tmp_path / "alaw.wav"  # the 8-bit form still decodes
+    good.write_bytes(wav_bytes(bytes(range(256)) * 100, 8000, bits=8, tag=tag))
+    assert audio.read(good).samples.shape == (25600, 1)
+
+
+def test_a_wav_truncated_while_it_is_read_says_what_was_read(tmp_path, caplog):
+    """The file shrinks between two blocks (another program rewriting it): the blocks read are
+    classified, with one warning saying how much of the file that was."""
+    src = audio.read(gtzan_file("jazz.00002"))
+    path = tmp_path / "shrinking.wav"
+    y = (src.samples[:, 0] * 32767).astype("<i2").tobytes()
+    path.write_bytes(wav_bytes(y, src.sample_rate))
+    with caplog.at_level(logging.WARNING, logger="edge_genre"):
+        with audio.open_stream(path, block_frames=src.sample_rate) as stream:
+            blocks = iter(stream)
+            first = [next(blocks) for _ in range(10)]  # 10 s read
+            os.truncate(path, 44 + 2 * 10 * src.sample_rate)  # and the rest is gone
+            rest = list(blocks)
+    read_s = sum(map(len, first + rest)) / src.sample_rate
+    assert 10.0 <= read_s < 10.1  # what the reader had buffered before the cut is kept
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "ended while it was being read" in warnings[0]
+    assert f"first {read_s:.1f} s of its {len(src.samples) / src.sample_rate:.1f} s" in warnings[0]
