@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 
-from edge_genre.edge.cli_args import add_model_args, positive_float, positive_int
+from edge_genre.edge.cli_args import add_model_args, finite_float, positive_float, positive_int
 from edge_genre.edge.config import ClassifierConfig
 
 #: listen's decision defaults are the Classifier's (edge.config, a light import).
@@ -52,7 +52,7 @@ def register(sub) -> None:
                    help="seconds between decisions (default: the model's, usually 2)")
     p.add_argument("--smoothing", type=positive_int, default=DECISIONS.smoothing, metavar="N",
                    help="smoothed decision = mean of the last N windows (default %(default)s)")
-    p.add_argument("--silence-dbfs", type=float, default=DECISIONS.silence_dbfs, metavar="DB",
+    p.add_argument("--silence-dbfs", type=finite_float, default=DECISIONS.silence_dbfs, metavar="DB",
                    help="windows quieter than this are 'no music' (default %(default)s)")
     p.add_argument("--json", action="store_true",
                    help="one JSON line per window on stdout: genre, confidence, probabilities, "
@@ -125,6 +125,23 @@ def run_predict(args) -> int:
 # ----------------------------------------------------------------------------- listen
 
 
+def hop_note(requested: float, clf) -> None:
+    """A hop is a whole number of the model's STFT frames: refuse one shorter than a frame (it
+    was silently raised to one: a decision every 10 ms), and say so when it is rounded."""
+    import logging
+
+    from edge_genre.errors import EdgeGenreError
+
+    frame = clf.frontend.hop_length / clf.sample_rate
+    if requested < frame / 2:
+        raise EdgeGenreError(f"--hop {requested:g} s is shorter than the model's frame hop "
+                             f"({frame:g} s): give at least {frame:g}")
+    if abs(clf.hop_seconds - requested) > 1e-6:
+        logging.getLogger("edge_genre.listen").warning(
+            "--hop %g s is rounded to %g s (a whole number of the model's %g s frames)",
+            requested, clf.hop_seconds, frame)
+
+
 def run_listen(args) -> int:
     import logging
     import time
@@ -142,7 +159,14 @@ def run_listen(args) -> int:
     clf = Classifier(args.model, backend=args.backend, threads=args.threads,
                      hop_seconds=args.hop, smoothing=args.smoothing,
                      silence_dbfs=args.silence_dbfs)
+    if args.hop is not None:
+        hop_note(args.hop, clf)
     mic.single_thread_blas()  # small products per hop: worker threads would only spin
+    from edge_genre.edge import pace
+
+    slow = pace.check(clf, clf.hop_seconds)  # once, before the microphone's audio is read
+    if slow:
+        log.warning("%s", slow)
     microphone.stall_seconds = 2 * clf.hop_seconds  # no audio for two hops: the device is lost
     view = None if args.json else views.LiveView()
     received = 0  # device samples, over every reopening
