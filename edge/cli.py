@@ -97,11 +97,17 @@ def audio_files(paths) -> Iterator[tuple[str, str | None]]:
 
 
 def run_predict(args) -> int:
-    from edge_genre.edge import views
     from edge_genre.edge.classifier import Classifier
+    from edge_genre.edge.native_stderr import divert
+
+    with divert():  # libmpg123's lines for a damaged MP3 frame: -v shows them
+        return _predict(args, Classifier(args.model, backend=args.backend, threads=args.threads))
+
+
+def _predict(args, clf) -> int:
+    from edge_genre.edge import views
     from edge_genre.edge.track import classify_track  # the per-track function `tag` uses too
 
-    clf = Classifier(args.model, backend=args.backend, threads=args.threads)
     failed = 0
     for path, problem in audio_files(args.paths):
         result = None
@@ -143,6 +149,13 @@ def hop_note(requested: float, clf) -> None:
 
 
 def run_listen(args) -> int:
+    from edge_genre.edge.native_stderr import divert
+
+    with divert():  # PortAudio's "Expression ... failed" lines when the device goes: -v shows them
+        return _listen(args)
+
+
+def _listen(args) -> int:
     import logging
     import time
 
@@ -200,7 +213,8 @@ def run_listen(args) -> int:
                 if item is None:
                     continue
                 if isinstance(item, mic.DeviceEvent):
-                    print(f"edge-genre listen: {item.message}", file=sys.stderr, flush=True)
+                    if item.event != "device_gave_up":  # said once, as the closing error line
+                        print(f"edge-genre listen: {item.message}", file=sys.stderr, flush=True)
                     if args.json:
                         print(views.json_line({**item.to_dict(), "time": round(time.time(), 3)}),
                               flush=True)

@@ -76,5 +76,8 @@ def run_tag(args) -> int:
                       engine=args.engine, address=args.address, model=args.model,
                       backend=args.backend, threads=args.threads, write_tags=args.write_tags,
                       dry_run=args.dry_run, overwrite=args.overwrite, quiet=args.quiet)
-    summary = tag_library(opts, stdout=sys.stdout, stderr=sys.stderr)
+    from edge_genre.edge.native_stderr import divert
+
+    with divert():  # libmpg123's and Ray's native lines (workers inherit it): -v shows them
+        summary = tag_library(opts, stdout=sys.stdout, stderr=sys.stderr)
     return 1 if summary.failed else 0

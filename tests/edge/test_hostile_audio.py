@@ -453,3 +453,35 @@ def test_a_wav_truncated_while_it_is_read_says_what_was_read(tmp_path, caplog):
     assert len(warnings) == 1, warnings
     assert "ended while it was being read" in warnings[0]
     assert f"first {read_s:.1f} s of its {len(src.samples) / src.sample_rate:.1f} s" in warnings[0]
+
+
+def damaged_mp3(path, seconds: float = 6.0):
+    """A real MP3 (libsndfile's LAME encoder) with a byte overwritten every 397: libmpg123
+    resyncs and complains on stderr from C for each damaged frame."""
+    import soundfile
+
+    rate = 22050
+    y = audio.read(gtzan_file("jazz.00002")).samples[:int(seconds * rate), 0]
+    try:
+        soundfile.write(str(path), y, rate, format="MP3")
+    except (soundfile.LibsndfileError, ValueError, TypeError) as exc:
+        pytest.skip(f"this libsndfile cannot write MP3 ({exc})")
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(1)
+    for i in range(2000, len(data), 397):
+        data[i] = int(rng.integers(256))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_native_decoder_lines_stay_off_the_terminal(tmp_path):
+    """libmpg123's "[src/libmpg123/...] error: ..." and "Note: Trying to resync..." lines went
+    to the terminal between ours; now only our lines do, and -v shows the native ones."""
+    mp3 = damaged_mp3(tmp_path / "damaged.mp3")
+    cmd = [sys.executable, "-m", "edge_genre", "predict", str(mp3), str(tmp_path / "gone.wav")]
+    quiet = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 1, quiet.stderr
+    assert quiet.stderr.strip().splitlines() == [f"{tmp_path / 'gone.wav'}: error: no such file or folder"]
+    verbose = subprocess.run(cmd[:3] + ["-v"] + cmd[3:], capture_output=True, text=True,
+                             timeout=120)
+    assert "DEBUG: native: [src/libmpg123/" in verbose.stderr
