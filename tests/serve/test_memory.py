@@ -83,6 +83,8 @@ def test_memory_returns_to_baseline_after_a_ten_minute_upload(default_model, tmp
 
 #: How far above its baseline the server may be after refusing a bomb (issue 24's bound).
 BOMB_MARGIN_MB = 100
+#: How far above its baseline the server may be after refused uploads in a row.
+REFUSED_MARGIN_MB = 30
 #: How long a bomb's refusal may take.
 BOMB_SECONDS = 5.0
 
@@ -135,6 +137,17 @@ def test_a_decompression_bomb_is_refused_at_the_limit_and_leaves_no_memory(defau
             assert seconds < BOMB_SECONDS
             assert after <= baseline + BOMB_MARGIN_MB, (
                 f"the server kept {after - baseline:.0f} MB after {at_once} bomb(s)")
+        # A longer-lived server: refused uploads in a row must not pile up. A refusal's
+        # traceback held the upload's bytes until a garbage-collection pass: +9 MB per refused
+        # 9 MB upload, several in a row.
+        too_long = wav_bytes(np.zeros(8000 * 660, dtype=np.float32), 8000)  # 10.6 MB, 11 min
+        rss = []
+        for _ in range(6):
+            status, body = post_file(srv.url + "api/classify", "eleven.wav", too_long)
+            assert status == 413, body
+            rss.append(settled_rss(srv.process.pid, below=baseline + REFUSED_MARGIN_MB))
+        print(f"RSS after 6 refused 10.6 MB uploads: {[round(r) for r in rss]} MB")
+        assert max(rss) <= baseline + REFUSED_MARGIN_MB
     finally:
         srv.stop()
 
