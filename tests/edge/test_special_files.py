@@ -87,3 +87,17 @@ def test_tag_one_worker_goes_past_a_fifo(specials, tmp_path):
     assert len(rows) == 1 + len(specials) + 1
     assert sum("not a regular file" in row for row in rows) == len(specials)
     assert any(row.startswith(f"{good},") and ",jazz," in row for row in rows), rows
+
+
+def test_stdin_is_read_when_it_is_a_file_and_refused_when_it_is_a_pipe():
+    good = gtzan_file("jazz.00002")
+    cmd = [sys.executable, "-m", "edge_genre", "predict", "/dev/stdin"]
+    with open(good, "rb") as f:  # `predict /dev/stdin < x.wav`: stdin is the file itself
+        as_file = subprocess.run(cmd, stdin=f, capture_output=True, text=True, timeout=60)
+    assert as_file.returncode == 0 and as_file.stdout.startswith("/dev/stdin: jazz"), as_file.stderr
+    piped = subprocess.run(cmd, input=good.read_bytes()[:1 << 20], capture_output=True,
+                           timeout=60)  # `cat x.wav | predict /dev/stdin`: read whole before
+    assert piped.returncode == 1
+    assert piped.stderr.decode().strip().splitlines() == [
+        "/dev/stdin: error: is a pipe (FIFO), not a regular file: save the audio to a file and "
+        "give that"]
