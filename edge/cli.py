@@ -106,13 +106,13 @@ def run_predict(args) -> int:
 
 def _predict(args, clf) -> int:
     from edge_genre.edge import views
-    from edge_genre.edge.track import classify_track  # the per-track function `tag` uses too
+    from edge_genre.edge.track import classify_track_guarded  # `tag`'s per-track function
 
     failed = 0
     for path, problem in audio_files(args.paths):
         result = None
         if problem is None:
-            result, problem = classify_track(clf, path)
+            result, problem = classify_track_guarded(clf, path)
         if problem is not None:
             failed += 1
             print(f"{path}: error: {problem}", file=sys.stderr, flush=True)

@@ -33,6 +33,17 @@ def classify_track(clf, path):
     return result, None
 
 
+def classify_track_guarded(clf, path):
+    """``classify_track``, with any other exception from one file (a decoder bug, a MemoryError
+    under a memory limit) as that file's problem: one bad file never ends a batch (the
+    traceback is logged at DEBUG)."""
+    try:
+        return classify_track(clf, path)
+    except Exception as exc:  # noqa: BLE001 - a bug on one file must not end the batch
+        log.debug("unexpected error on %s", path, exc_info=True)
+        return None, f"unexpected error: {type(exc).__name__}: {exc}"
+
+
 def track_fields(clf, path) -> dict:
     """The classification part of a track's row: ``genre``, ``confidence``, ``probabilities``
     ({label: p}, the card's order, not rounded), ``seconds`` (of audio), ``error`` (None when
@@ -40,11 +51,7 @@ def track_fields(clf, path) -> dict:
 
     Any exception from one file (a decoder bug, not only ``AudioError``) becomes that file's
     error: one bad file never ends a batch."""
-    try:
-        result, problem = classify_track(clf, path)
-    except Exception as exc:  # noqa: BLE001 - a bug on one file must not end the library
-        log.debug("unexpected error on %s", path, exc_info=True)
-        result, problem = None, f"unexpected error: {type(exc).__name__}: {exc}"
+    result, problem = classify_track_guarded(clf, path)
     if problem is not None:
         return error_fields(problem)
     return {"genre": result.label, "confidence": float(result.confidence),
