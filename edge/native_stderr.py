@@ -8,7 +8,8 @@ Python code sees them, between the lines ``predict``, ``tag`` and ``listen`` wri
 events. ``divert()`` points descriptor 2 at a pipe for the length of a command (child processes
 started meanwhile inherit it) and moves Python's own stderr (``sys.stderr`` and the
 ``edge_genre`` log handlers on it) to a copy of the terminal's descriptor; a thread reads the
-pipe and logs each native line at DEBUG on ``edge_genre.native``, so ``-v`` still shows them.
+pipe and logs each native line at DEBUG on ``edge_genre.native``, so ``-v`` still shows them;
+lines of ours that child processes write there (``edge-genre: WARNING: ...``) go to the terminal.
 """
 from __future__ import annotations
 
@@ -21,11 +22,21 @@ from contextlib import contextmanager
 log = logging.getLogger("edge_genre.native")
 
 
-def _pump(fd: int) -> None:
+#: How our own lines start: a child process's (``tag``'s workers log warnings to their stderr,
+#: which is this pipe) are passed through to the terminal unchanged.
+OURS = "edge-genre"
+
+
+def _pump(fd: int, terminal) -> None:
     with os.fdopen(fd, "rb") as pipe:
         for raw in pipe:  # ends when every write end is closed (the command is over)
             line = raw.decode("utf-8", "replace").rstrip()
-            if line:
+            if line.startswith(OURS):
+                try:
+                    print(line, file=terminal, flush=True)
+                except (ValueError, OSError):  # closed: a child outlived the command
+                    pass
+            elif line:
                 log.debug("native: %s", line)
 
 
@@ -49,7 +60,8 @@ def divert():
     read_end, write_end = os.pipe()
     os.dup2(write_end, 2)
     os.close(write_end)
-    pump = threading.Thread(target=_pump, args=(read_end,), name="native-stderr", daemon=True)
+    pump = threading.Thread(target=_pump, args=(read_end, terminal), name="native-stderr",
+                            daemon=True)
     pump.start()
     sys.stderr = terminal
     for h in handlers:

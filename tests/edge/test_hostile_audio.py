@@ -485,3 +485,18 @@ def test_native_decoder_lines_stay_off_the_terminal(tmp_path):
     verbose = subprocess.run(cmd[:3] + ["-v"] + cmd[3:], capture_output=True, text=True,
                              timeout=120)
     assert "DEBUG: native: [src/libmpg123/" in verbose.stderr
+
+
+def test_tag_workers_warnings_still_reach_the_terminal(tmp_path):
+    """tag's worker processes write their warnings (a clipped file) to the stderr they inherit,
+    which is the pipe the native lines go to: ours must come through, once."""
+    y = audio.read(gtzan_file("jazz.00002")).samples[:22050 * 6, 0].astype("<f4")
+    y[100:110] = 1e30
+    wild = tmp_path / "wild.wav"
+    wild.write_bytes(wav_bytes(y.tobytes(), 22050, bits=32, tag=3))
+    run = subprocess.run([sys.executable, "-m", "edge_genre", "tag", str(wild), "--workers", "1",
+                          "-q", "--out", str(tmp_path / "t.csv")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert lines == [f"edge-genre: WARNING: {wild}: 10 sample(s) outside [-1, 1] clipped"], lines
