@@ -182,8 +182,8 @@ class GenreService:
                 idle = self._busy == 0
             # The decoded track, its windows and the upload are gone by now. Small uploads too
             # once the server is idle: a burst of 50 concurrent 30 s uploads left glibc holding
-            # ~230 MB of freed heap (not a leak: it did not grow with more bursts), ~75 MB once
-            # trimmed.
+            # ~210 MB of freed heap (not a leak: a second burst added ~25 MB, not another 210),
+            # ~75 MB once trimmed.
             if idle or large:
                 release_memory()
         raise refused
@@ -212,5 +212,4 @@ class GenreService:
         return track_response(name, result, self.model, elapsed_ms)
 
     def _too_long(self, name: str) -> str:
-        return (f"{name}: more than {self.limits.max_seconds:g} s of audio, longer than the "
-                f"{self.limits.max_seconds:g} s limit")
+        return f"{name}: the audio is longer than the {self.limits.max_seconds:g} s limit"
