@@ -1,7 +1,8 @@
 """Reading audio files with numpy alone, and making them model-ready (mono, model rate).
 
 WAV (PCM 8/16/24/32-bit, IEEE float, WAVE_FORMAT_EXTENSIBLE) and Sun/NeXT ``.au`` (GTZAN's
-original format: mu-law, PCM, float) are parsed here, so a Pi needs no audio library. Other
+original format: mu-law, PCM, float) are parsed in numpy (``edge.native_formats``), so a Pi needs
+no audio library. Other
 formats (FLAC, OGG, MP3) are read through ``soundfile`` when it is installed.
 
 Every failure is an ``AudioError`` with a message that names the file and the problem; no other
@@ -24,7 +25,11 @@ parsers as ``decode`` (the samples' byte range is located once, then read ``bloc
 time), other formats through ``soundfile``'s block reading on the open file (compressed audio is
 decoded a block at a time). The blocks, concatenated, are exactly ``to_mono(read(path).samples)``,
 and a file that ``decode`` refuses is refused with the same message. ``Classifier.classify_file``
-reads this way, so its memory does not follow the file's length.
+reads this way, so its memory does not follow the file's length. ``open_bytes`` does the same
+for a file held in memory (an upload), and can stop at a length limit.
+
+Only regular files are read: a device, a FIFO or a socket named as a file is refused at once
+with one line (``/dev/zero`` never ends, a FIFO without a writer never starts).
 """
 from __future__ import annotations
 
@@ -43,8 +48,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_genre.edge.resample import check_rate, resample
-from edge_genre.errors import AudioError
+from edge_genre.edge.native_formats import (MAX_CHANNELS, _au_layout, _check_channels,  # noqa: F401
+                                            _check_rate, _Layout, _Unsupported, _wav_layout)
+from edge_genre.edge.resample import resample
+from edge_genre.errors import AudioError, AudioTooLong
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +59,6 @@ AUDIO_EXTENSIONS = (".wav", ".au", ".snd", ".flac", ".ogg", ".mp3", ".aiff", ".a
 
 #: Peak below which a signal is treated as digital silence (about -90 dBFS).
 SILENCE_PEAK = 3e-5
-#: Most channels a file may declare (libsndfile's limit too).
-MAX_CHANNELS = 1024
 #: Frames read at once from formats decoded through soundfile.
 _SF_BLOCK = 1 << 16
 #: Frames per block that ``open_stream`` yields by default (about 3 s at 22.05 kHz).
@@ -77,132 +82,9 @@ class Audio:
 # ----------------------------------------------------------------------------- decoders
 
 
-class _Unsupported(ValueError):
-    """A header that declares something this decoder refuses: the message stands on its own."""
-
-
-def _check_channels(channels: int) -> None:
-    if channels < 1:
-        raise ValueError("the header declares no channels")
-    if channels > MAX_CHANNELS:
-        raise _Unsupported(f"{channels} channels declared; at most {MAX_CHANNELS} are supported")
-
-
-def _pcm_to_float(raw, bits: int, channels: int, big_endian: bool, signed: bool = True,
-                  is_float: bool = False) -> np.ndarray:
-    """(frames, channels) float32 from whole frames of ``raw``; a partial last frame is dropped."""
-    if is_float and bits not in (32, 64):
-        raise _Unsupported(f"{bits}-bit float samples are not supported: 32 and 64-bit are")
-    if not is_float and bits not in (8, 16, 24, 32):
-        raise _Unsupported(f"{bits}-bit PCM samples are not supported: 8, 16, 24 and 32-bit are")
-    _check_channels(channels)
-    order = ">" if big_endian else "<"
-    width = bits // 8
-    count = (len(raw) // (width * channels)) * channels  # samples in whole frames
-    if is_float:
-        with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, then clipped
-            data = np.frombuffer(raw, dtype=f"{order}f{width}", count=count).astype(np.float32)
-    elif bits == 8:
-        data = np.frombuffer(raw, dtype=np.int8 if signed else np.uint8, count=count).astype(np.float32)
-        if not signed:
-            data -= 128.0
-        data *= 1.0 / 128.0
-    elif bits == 24:
-        # Each sample into the top three bytes of an int32, then an arithmetic shift: sign-extended.
-        b = np.frombuffer(raw, dtype=np.uint8, count=3 * count).reshape(-1, 3)
-        wide = np.zeros((count, 4), dtype=np.uint8)
-        wide[:, 1:] = b[:, ::-1] if big_endian else b
-        ints = wide.view("<i4").reshape(-1)
-        ints >>= 8
-        data = ints.astype(np.float32)
-        data *= 1.0 / float(1 << 23)
-    else:  # 16 or 32
-        data = np.frombuffer(raw, dtype=f"{order}i{width}", count=count).astype(np.float32)
-        data *= 1.0 / float(1 << (bits - 1))
-    return data.reshape(-1, channels)
-
-
-def _codes_to_frames(raw, channels: int, mu_law: bool) -> np.ndarray:
-    """G.711 bytes (one per sample) to (frames, channels) float32."""
-    _check_channels(channels)
-    count = (len(raw) // channels) * channels
-    codes = np.frombuffer(raw, dtype=np.uint8, count=count)
-    return (_MU_LAW if mu_law else _A_LAW)[codes].reshape(-1, channels)
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """Where a WAV or .au file's samples lie and how to decode them.
-
-    ``offset``/``length``: the byte range of the samples actually present (a size in the header
-    is clamped to the file); ``convert`` turns whole frames of those bytes into (frames,
-    channels) float32 (a partial last frame is dropped)."""
-
-    rate: int
-    channels: int
-    offset: int
-    length: int
-    frame_bytes: int
-    convert: Callable
-
-
 def _bytes_reader(data) -> Callable[[int, int], bytes]:
     view = memoryview(data)
     return lambda pos, n: bytes(view[pos:pos + n])
-
-
-def _pcm_layout(rate, channels, offset, length, bits, big_endian, signed=True, is_float=False):
-    convert = partial(_pcm_to_float, bits=bits, channels=channels, big_endian=big_endian,
-                      signed=signed, is_float=is_float)
-    convert(b"")  # the bit depth and channel count are checked before any sample is read
-    return _Layout(int(rate), channels, offset, length, channels * (bits // 8), convert)
-
-
-def _codes_layout(rate, channels, offset, length, mu_law):
-    convert = partial(_codes_to_frames, channels=channels, mu_law=mu_law)
-    convert(b"")
-    return _Layout(int(rate), channels, offset, length, channels, convert)
-
-
-def _wav_layout(read: Callable[[int, int], bytes], size: int) -> _Layout:
-    """Parse a RIFF/WAVE header through ``read(pos, n)`` (bytes, shorter at the end of a file of
-    ``size`` bytes): only the chunk headers and the format chunk are read."""
-    head = read(0, 12)
-    if size < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
-        raise ValueError("not a RIFF/WAVE file")
-    big = head[:4] == b"RIFX"
-    e = ">" if big else "<"
-    # Chunk bodies are never read whole: a claimed size never copies or allocates.
-    pos, fmt, fmt_len, payload = 12, None, 0, None
-    while pos + 8 <= size:
-        header = read(pos, 8)
-        cid = header[:4]
-        claimed = struct.unpack(e + "I", header[4:8])[0]
-        present = min(claimed, size - pos - 8)  # a truncated file keeps what is there
-        if cid == b"fmt ":
-            fmt, fmt_len = read(pos + 8, min(present, 64)), present
-        elif cid == b"data":
-            payload = (pos + 8, present)
-            break
-        pos += 8 + claimed + (claimed & 1)
-    if fmt is None or fmt_len < 16:
-        raise ValueError("WAV file has no format chunk")
-    if payload is None:
-        raise ValueError("WAV file has no data chunk")
-    tag, channels, rate, _, _, bits = struct.unpack(e + "HHIIHH", fmt[:16])
-    if tag == 0xFFFE and fmt_len >= 26:  # WAVE_FORMAT_EXTENSIBLE: the real tag is in the GUID
-        tag = struct.unpack(e + "H", fmt[24:26])[0]
-    if channels < 1 or rate < 1:
-        raise ValueError("WAV header has no channels or no sample rate")
-    _check_rate(rate)
-    offset, length = payload
-    if tag == 1:
-        return _pcm_layout(rate, channels, offset, length, bits, big, signed=bits > 8)
-    if tag == 3:
-        return _pcm_layout(rate, channels, offset, length, bits, big, is_float=True)
-    if tag in (6, 7):
-        return _codes_layout(rate, channels, offset, length, mu_law=tag == 7)
-    raise ValueError(f"WAV encoding {tag} is not supported (PCM, float, A-law and mu-law are)")
 
 
 def _decode_layout(data: bytes, layout: _Layout) -> Audio:
@@ -213,64 +95,6 @@ def _decode_layout(data: bytes, layout: _Layout) -> Audio:
 
 def _read_wav(data: bytes) -> Audio:
     return _decode_layout(data, _wav_layout(_bytes_reader(data), len(data)))
-
-
-def _g711(codes: np.ndarray, mu_law: bool) -> np.ndarray:
-    codes = codes.astype(np.int32)
-    if mu_law:
-        u = ~codes & 0xFF
-        sign = u & 0x80
-        exponent = (u >> 4) & 0x07
-        mantissa = u & 0x0F
-        magnitude = ((mantissa << 3) + 0x84) << exponent
-        value = np.where(sign != 0, 0x84 - magnitude, magnitude - 0x84)
-    else:
-        a = codes ^ 0x55
-        sign = a & 0x80
-        exponent = (a >> 4) & 0x07
-        mantissa = a & 0x0F
-        magnitude = np.where(exponent == 0, (mantissa << 4) + 8, ((mantissa << 4) + 0x108) << (exponent - 1))
-        value = np.where(sign != 0, magnitude, -magnitude)
-    return value.astype(np.float32) / 32768.0
-
-
-#: Every G.711 code decoded once: decoding a file is then one table lookup per byte.
-_MU_LAW = _g711(np.arange(256), mu_law=True)
-_A_LAW = _g711(np.arange(256), mu_law=False)
-
-
-def _check_rate(rate: int) -> None:
-    """The resampler's accepted range (``resample.check_rate``), as a header refusal."""
-    try:
-        check_rate(rate)
-    except ValueError as exc:
-        raise _Unsupported(str(exc)) from None
-
-
-_AU_ENCODINGS = {2: (8, False), 3: (16, False), 4: (24, False), 5: (32, False), 6: (32, True),
-                 7: (64, True)}
-
-
-def _au_layout(read: Callable[[int, int], bytes], size: int) -> _Layout:
-    """Parse a Sun/NeXT .au header through ``read(pos, n)`` (see ``_wav_layout``)."""
-    head = read(0, 24)
-    if size < 24 or head[:4] != b".snd":
-        raise ValueError("not a Sun/NeXT .au file")
-    offset, length, encoding, rate, channels = struct.unpack(">IIIII", head[4:24])
-    if channels < 1 or rate < 1:
-        raise ValueError(".au header has no channels or no sample rate")
-    _check_rate(rate)
-    start = min(offset, size)
-    end = size if length == 0xFFFFFFFF else min(size, offset + length)
-    offset, length = start, max(0, end - start)
-    if encoding == 1:
-        return _codes_layout(rate, channels, offset, length, mu_law=True)
-    if encoding == 27:
-        return _codes_layout(rate, channels, offset, length, mu_law=False)
-    if encoding in _AU_ENCODINGS:
-        bits, is_float = _AU_ENCODINGS[encoding]
-        return _pcm_layout(rate, channels, offset, length, bits, True, is_float=is_float)
-    raise ValueError(f".au encoding {encoding} is not supported")
 
 
 def _read_au(data: bytes) -> Audio:
@@ -379,9 +203,44 @@ def _file_errors(path: Path):
 def read(path: str | Path) -> Audio:
     """Read an audio file as it is (all channels, its own rate)."""
     path = Path(path)
-    with _file_errors(path):
-        data = path.read_bytes()
+    f, _ = _open_regular(path)
+    with f, _file_errors(path):
+        data = f.read()
     return decode(data, str(path))
+
+
+_NOT_REGULAR = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                (stat.S_ISFIFO, "a pipe (FIFO)"), (stat.S_ISSOCK, "a socket"))
+
+
+def _check_regular(path: Path, mode: int) -> None:
+    """Refuse what is not a regular file: a device or a pipe has no size to bound a read by
+    and may never end (``/dev/zero``) or never start (a FIFO with no writer)."""
+    if stat.S_ISDIR(mode):
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    if not stat.S_ISREG(mode):
+        kind = next((what for test, what in _NOT_REGULAR if test(mode)), "not a regular file")
+        raise AudioError(f"{path}: is {kind}, not a regular file: save the audio to a file and "
+                         "give that")
+
+
+def _open_regular(path: Path):
+    """(binary file object, size) of a regular file; AudioError for anything else, without
+    blocking: the path is checked before it is opened (opening a FIFO waits for a writer, opening
+    a device can act), and the open file again (the path may have changed in between)."""
+    with _file_errors(path):
+        _check_regular(path, os.stat(path).st_mode)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        with _file_errors(path):
+            info = os.fstat(fd)
+            _check_regular(path, info.st_mode)
+            os.set_blocking(fd, True)
+            f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    return f, info.st_size
 
 
 # ----------------------------------------------------------------------------- block reading
@@ -397,14 +256,23 @@ class AudioStream:
     clipped to [-1, 1], one warning per file once the file is read); their concatenation is
     ``to_mono(read(path).samples)``. Memory: one block, whatever the file's length.
 
+    With ``max_seconds``, audio longer than that is refused with ``AudioTooLong``: by
+    ``open_stream``/``open_bytes`` (from a WAV's or .au's size, or by decoding a compressed file
+    up to the limit, a block at a time: a small file that expands to hours is never decoded
+    whole), and again while iterating.
+
     Attributes: ``name`` (the path as given), ``sample_rate``, ``channels``, ``frames`` (frames
-    yielded so far). Close it (or use ``with``) to close the file; iterating to the end does too.
+    yielded so far), ``too_long`` (stopped at ``max_seconds``), ``failed`` (iterating raised an
+    AudioError: the file could not be decoded, or was too long). Close it (or use ``with``) to
+    close the file; iterating to the end does too.
     """
 
     def __init__(self, name: str, sample_rate: int, channels: int, blocks: Iterator[np.ndarray],
-                 closer: Callable[[], None]):
+                 closer: Callable[[], None], max_seconds: float | None = None):
         self.name, self.sample_rate, self.channels = name, int(sample_rate), int(channels)
         self.frames = 0
+        self.max_seconds = max_seconds
+        self.too_long = self.failed = False
         self._blocks, self._closer = blocks, closer
         self._counts = [0, 0]  # non-finite samples zeroed, samples clipped
 
@@ -418,10 +286,15 @@ class AudioStream:
                 self._counts[0] += nonfinite
                 self._counts[1] += over
                 self.frames += len(block)
+                if self.max_seconds is not None:
+                    _check_length(self.name, self.frames, self.sample_rate, self.max_seconds)
                 yield to_mono(block)
             if self.frames == 0:
                 raise AudioError(f"{self.name}: the file holds no audio samples")
             _warn_cleaned(self.name, *self._counts)
+        except AudioError as exc:
+            self.failed, self.too_long = True, isinstance(exc, AudioTooLong)
+            raise
         finally:
             self.close()
 
@@ -442,55 +315,78 @@ class AudioStream:
         self.close()
 
 
-def open_stream(path: str | Path, block_frames: int = BLOCK_FRAMES) -> AudioStream:
+def open_stream(path: str | Path, block_frames: int = BLOCK_FRAMES,
+                max_seconds: float | None = None) -> AudioStream:
     """Open an audio file for reading block by block (see ``AudioStream``).
 
     Raises AudioError, as ``read`` does, for a file that cannot be opened or whose header is
-    refused."""
+    refused, and for anything but a regular file (a device, a FIFO, a socket: one line, at once,
+    never a read that does not end). ``max_seconds``: see ``AudioStream``."""
     if block_frames < 1:
         raise ValueError("block_frames must be at least 1")
     path = Path(path)
-    name = str(path)
-    with _file_errors(path):
-        f = open(path, "rb")
+    f, size = _open_regular(path)
     try:
-        with _file_errors(path):
-            info = os.fstat(f.fileno())
-            regular = stat.S_ISREG(info.st_mode)
-            magic = f.read(4) if regular else b""
-        if not regular:  # a pipe or a device: no size to locate samples by; read it whole
-            with _file_errors(path):
-                data = f.read()
-            audio = decode(data, name)
-            f.close()
-            return AudioStream(name, audio.sample_rate, audio.samples.shape[1],
-                               _array_blocks(audio.samples, block_frames), lambda: None)
-        size = info.st_size
-        if size == 0:
-            raise AudioError(f"{name}: the file is empty")
-        if magic in (b"RIFF", b"RIFX", b".snd"):
-            read_at = partial(_read_at, f, path)
-            with _audio_errors(name):
-                layout = (_wav_layout if magic != b".snd" else _au_layout)(read_at, size)
-            if layout.length < layout.frame_bytes:
-                raise AudioError(f"{name}: the file holds no audio samples")
-            blocks = _native_blocks(f, path, layout, block_frames)
-            return AudioStream(name, layout.rate, layout.channels, blocks, f.close)
-        return _soundfile_stream(f, name, block_frames)
+        return _stream_of(f, str(path), path, size, block_frames, max_seconds)
     except BaseException:
         f.close()
         raise
+
+
+def open_bytes(data: bytes, name: str = "<audio>", block_frames: int = BLOCK_FRAMES,
+               max_seconds: float | None = None) -> AudioStream:
+    """``open_stream`` for the bytes of a file held in memory (an upload): the samples are
+    decoded a block at a time, so what a compressed file expands to is never held whole, and
+    with ``max_seconds`` decoding stops as soon as the audio passes it."""
+    if block_frames < 1:
+        raise ValueError("block_frames must be at least 1")
+    if len(data) == 0:
+        raise AudioError(f"{name}: the file is empty")
+    return _stream_of(io.BytesIO(data), name, Path(name), len(data), block_frames, max_seconds)
+
+
+def _stream_of(f, name: str, path: Path, size: int, block_frames: int,
+               max_seconds: float | None) -> AudioStream:
+    if size == 0:
+        raise AudioError(f"{name}: the file is empty")
+    with _file_errors(path):
+        magic = f.read(4)
+    if magic in (b"RIFF", b"RIFX", b".snd"):
+        read_at = partial(_read_at, f, path)
+        with _audio_errors(name):
+            layout = (_wav_layout if magic != b".snd" else _au_layout)(read_at, size)
+        if layout.length < layout.frame_bytes:
+            raise AudioError(f"{name}: the file holds no audio samples")
+        if max_seconds is not None:  # the samples are all there: their length is known
+            _check_length(name, layout.length // layout.frame_bytes, layout.rate, max_seconds)
+        blocks = _native_blocks(f, path, layout, block_frames)
+        return AudioStream(name, layout.rate, layout.channels, blocks, f.close, max_seconds)
+    if max_seconds is not None:
+        # A compressed file's length is known only by decoding it (a header's frame count is
+        # not trusted): decode and count, a block at a time, and stop as soon as it is too long,
+        # so that refusing a bomb costs the decoding of max_seconds, not the front-end and model.
+        f.seek(0)
+        rate, _, blocks, close = _soundfile_blocks(f, name, _SF_BLOCK)
+        try:
+            frames = 0
+            for block in blocks:
+                frames += len(block)
+                _check_length(name, frames, rate, max_seconds)
+        finally:
+            close()
+        f.seek(0)
+    return _soundfile_stream(f, name, block_frames, max_seconds)
+
+
+def _check_length(name: str, frames: int, rate: int, max_seconds: float) -> None:
+    if frames > int(max_seconds * rate):  # duration > max_seconds
+        raise AudioTooLong(f"{name}: more than {max_seconds:g} s of audio, longer than the limit")
 
 
 def _read_at(f, path: Path, pos: int, n: int) -> bytes:
     with _file_errors(path):
         f.seek(pos)
         return f.read(n)
-
-
-def _array_blocks(samples: np.ndarray, block_frames: int) -> Iterator[np.ndarray]:
-    for i in range(0, len(samples), block_frames):
-        yield samples[i:i + block_frames]
 
 
 def _native_blocks(f, path: Path, layout: _Layout, block_frames: int) -> Iterator[np.ndarray]:
@@ -504,13 +400,18 @@ def _native_blocks(f, path: Path, layout: _Layout, block_frames: int) -> Iterato
     while pos < end:
         with _file_errors(path):
             raw = f.read(min(step, end - pos))
-        if not raw:  # the file shrank while being read
+        if not raw:  # the file shrank while being read: say how much of it was heard
+            done = (pos - layout.offset) // layout.frame_bytes / layout.rate
+            whole = layout.length // layout.frame_bytes / layout.rate
+            log.warning("%s: the file ended while it was being read (truncated?): only the "
+                        "first %.1f s of its %.1f s were read", path, done, whole)
             break
         pos += len(raw)
         yield layout.convert(raw)
 
 
-def _soundfile_stream(f, name: str, block_frames: int) -> AudioStream:
+def _soundfile_stream(f, name: str, block_frames: int,
+                      max_seconds: float | None = None) -> AudioStream:
     f.seek(0)
     rate, channels, blocks, close_sf = _soundfile_blocks(f, name, block_frames)
 
@@ -520,7 +421,7 @@ def _soundfile_stream(f, name: str, block_frames: int) -> AudioStream:
         finally:
             f.close()
 
-    return AudioStream(name, rate, channels, blocks, close)
+    return AudioStream(name, rate, channels, blocks, close, max_seconds)
 
 
 def _soundfile_blocks(source, name: str, block_frames: int):

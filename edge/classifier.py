@@ -431,11 +431,12 @@ class Classifier:
 
     def classify_file(self, path) -> TrackResult:
         """Read an audio file (edge.audio, block by block) and classify it: the same result as
-        ``classify`` of the whole decoded file, in memory that does not follow its length."""
-        from edge_genre.edge.audio import open_stream
+        ``classify`` of the whole decoded file, in memory that does not follow its length.
+        ``path`` may also be an open ``audio.AudioStream`` (``open_bytes`` of an upload)."""
+        from edge_genre.edge.audio import AudioStream, open_stream
 
-        with open_stream(path) as stream:
-            return self.classify_blocks(stream, stream.sample_rate, name=str(path))
+        with (path if isinstance(path, AudioStream) else open_stream(path)) as stream:
+            return self.classify_blocks(stream, stream.sample_rate, name=stream.name)
 
 
 class _TrackRun:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 
-from edge_genre.edge.cli_args import add_model_args, positive_float, positive_int
+from edge_genre.edge.cli_args import add_model_args, finite_float, positive_float, positive_int
 from edge_genre.edge.config import ClassifierConfig
 
 #: listen's decision defaults are the Classifier's (edge.config, a light import).
@@ -52,7 +52,7 @@ def register(sub) -> None:
                    help="seconds between decisions (default: the model's, usually 2)")
     p.add_argument("--smoothing", type=positive_int, default=DECISIONS.smoothing, metavar="N",
                    help="smoothed decision = mean of the last N windows (default %(default)s)")
-    p.add_argument("--silence-dbfs", type=float, default=DECISIONS.silence_dbfs, metavar="DB",
+    p.add_argument("--silence-dbfs", type=finite_float, default=DECISIONS.silence_dbfs, metavar="DB",
                    help="windows quieter than this are 'no music' (default %(default)s)")
     p.add_argument("--json", action="store_true",
                    help="one JSON line per window on stdout: genre, confidence, probabilities, "
@@ -97,16 +97,22 @@ def audio_files(paths) -> Iterator[tuple[str, str | None]]:
 
 
 def run_predict(args) -> int:
-    from edge_genre.edge import views
     from edge_genre.edge.classifier import Classifier
-    from edge_genre.edge.track import classify_track  # the per-track function `tag` uses too
+    from edge_genre.edge.native_stderr import divert
 
-    clf = Classifier(args.model, backend=args.backend, threads=args.threads)
+    with divert():  # libmpg123's lines for a damaged MP3 frame: -v shows them
+        return _predict(args, Classifier(args.model, backend=args.backend, threads=args.threads))
+
+
+def _predict(args, clf) -> int:
+    from edge_genre.edge import views
+    from edge_genre.edge.track import classify_track_guarded  # `tag`'s per-track function
+
     failed = 0
     for path, problem in audio_files(args.paths):
         result = None
         if problem is None:
-            result, problem = classify_track(clf, path)
+            result, problem = classify_track_guarded(clf, path)
         if problem is not None:
             failed += 1
             print(f"{path}: error: {problem}", file=sys.stderr, flush=True)
@@ -125,7 +131,31 @@ def run_predict(args) -> int:
 # ----------------------------------------------------------------------------- listen
 
 
+def hop_note(requested: float, clf) -> None:
+    """A hop is a whole number of the model's STFT frames: refuse one shorter than a frame (it
+    was silently raised to one: a decision every 10 ms), and say so when it is rounded."""
+    import logging
+
+    from edge_genre.errors import EdgeGenreError
+
+    frame = clf.frontend.hop_length / clf.sample_rate
+    if requested < frame / 2:
+        raise EdgeGenreError(f"--hop {requested:g} s is shorter than the model's frame hop "
+                             f"({frame:g} s): give at least {frame:g}")
+    if abs(clf.hop_seconds - requested) > 1e-6:
+        logging.getLogger("edge_genre.listen").warning(
+            "--hop %g s is rounded to %g s (a whole number of the model's %g s frames)",
+            requested, clf.hop_seconds, frame)
+
+
 def run_listen(args) -> int:
+    from edge_genre.edge.native_stderr import divert
+
+    with divert():  # PortAudio's "Expression ... failed" lines when the device goes: -v shows them
+        return _listen(args)
+
+
+def _listen(args) -> int:
     import logging
     import time
 
@@ -142,7 +172,14 @@ def run_listen(args) -> int:
     clf = Classifier(args.model, backend=args.backend, threads=args.threads,
                      hop_seconds=args.hop, smoothing=args.smoothing,
                      silence_dbfs=args.silence_dbfs)
+    if args.hop is not None:
+        hop_note(args.hop, clf)
     mic.single_thread_blas()  # small products per hop: worker threads would only spin
+    from edge_genre.edge import pace
+
+    slow = pace.check(clf, clf.hop_seconds)  # once, before the microphone's audio is read
+    if slow:
+        log.warning("%s", slow)
     microphone.stall_seconds = 2 * clf.hop_seconds  # no audio for two hops: the device is lost
     view = None if args.json else views.LiveView()
     received = 0  # device samples, over every reopening
@@ -176,7 +213,8 @@ def run_listen(args) -> int:
                 if item is None:
                     continue
                 if isinstance(item, mic.DeviceEvent):
-                    print(f"edge-genre listen: {item.message}", file=sys.stderr, flush=True)
+                    if item.event != "device_gave_up":  # said once, as the closing error line
+                        print(f"edge-genre listen: {item.message}", file=sys.stderr, flush=True)
                     if args.json:
                         print(views.json_line({**item.to_dict(), "time": round(time.time(), 3)}),
                               flush=True)

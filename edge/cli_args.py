@@ -31,6 +31,31 @@ def positive_int(text: str) -> int:
     return value
 
 
+def finite_float(text: str) -> float:
+    """argparse type: any finite number (NaN and infinities are usage errors: a NaN silence
+    gate once made every window "no music")."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+    return value
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 0 (any free one) to 65535 (the OS wrapped 70000 to 4464)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port number, not {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 65535, not {text!r}")
+    return value
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="PATH|NAME",
                    help="a .tflite or .onnx file made by 'edge-genre export', or the name of a "
@@ -39,7 +64,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                    help="interpreter (default: ai-edge-litert, then tflite-runtime for .tflite; "
                         "onnxruntime for .onnx)")
-    p.add_argument("--threads", type=int, metavar="N", help="interpreter threads (default: backend's)")
+    p.add_argument("--threads", type=positive_int, metavar="N",
+                   help="interpreter threads, at least 1 (default: backend's)")
 
 
 def add_cache_arg(p: argparse.ArgumentParser) -> None:

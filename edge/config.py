@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -254,3 +255,26 @@ class ClassifierConfig:
             raise ValueError("hop must be positive")
         if self.max_batch < 1:
             raise ValueError("max_batch must be at least 1 window")
+        if not math.isfinite(self.silence_dbfs):  # NaN would gate every window
+            raise ValueError("silence_dbfs must be a finite level in dBFS")
+
+
+@dataclass(frozen=True)
+class PaceConfig:
+    """``listen``'s start-up check that the model keeps up with the hop on this machine
+    (``edge.pace``).
+
+    Parameters
+    ----------
+    budget : share of the hop that one decision (the front-end of a hop's new audio and the model
+        on one window) may take; beyond it ``listen`` says so once and names a lighter model.
+        Half leaves the rest of the hop to capture, resampling and whatever else the machine runs.
+    windows : decisions timed after one untimed warm-up; their median is compared.
+    """
+
+    budget: float = 0.5
+    windows: int = 3
+
+    def __post_init__(self) -> None:
+        if not 0 < self.budget <= 1 or self.windows < 1:
+            raise ValueError("the pace budget must be in (0, 1] and at least 1 window timed")

@@ -160,11 +160,14 @@ def _cell(value) -> str:
 
 
 def output_format(out: str, fmt: str | None) -> str:
+    suffix = Path(out).suffix.lower()
     if fmt:
         if fmt not in FORMATS:
             raise UsageError(f"unknown --format {fmt!r} (choose from {', '.join(FORMATS)})")
+        if FORMAT_SUFFIXES.get(suffix, fmt) != fmt:  # Parquet into x.csv misleads every reader
+            raise UsageError(f"--format {fmt} does not match --out {out!r} (a "
+                             f"{FORMAT_SUFFIXES[suffix]} name): rename the output or drop --format")
         return fmt
-    suffix = Path(out).suffix.lower()
     if suffix not in FORMAT_SUFFIXES:
         raise UsageError(f"cannot tell the output format from {out!r}: name it .csv, .jsonl or "
                          ".parquet, or pass --format")

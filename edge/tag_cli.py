@@ -53,12 +53,31 @@ def register(sub) -> None:
     p.set_defaults(func=run_tag)
 
 
+def local_workers(asked: int | None, cores: int) -> int | None:
+    """``--workers`` for local worker processes: at most one per usable core (each is a CPU-bound
+    interpreter; 10000 asked for once started a process per track and reported 10000), with a
+    warning when it is lowered."""
+    if asked is None or asked <= cores:
+        return asked
+    import logging
+
+    logging.getLogger("edge_genre.tag").warning(
+        "--workers %d is more than the %d usable core(s) here: using %d", asked, cores, cores)
+    return cores
+
+
 def run_tag(args) -> int:
     from edge_genre.edge.library import TagOptions, tag_library
+    from edge_genre.edge.track import usable_cores
 
+    if args.engine == "local":
+        args.workers = local_workers(args.workers, usable_cores())
     opts = TagOptions(paths=list(args.paths), out=args.out, fmt=args.fmt, workers=args.workers,
                       engine=args.engine, address=args.address, model=args.model,
                       backend=args.backend, threads=args.threads, write_tags=args.write_tags,
                       dry_run=args.dry_run, overwrite=args.overwrite, quiet=args.quiet)
-    summary = tag_library(opts, stdout=sys.stdout, stderr=sys.stderr)
+    from edge_genre.edge.native_stderr import divert
+
+    with divert():  # libmpg123's and Ray's native lines (workers inherit it): -v shows them
+        summary = tag_library(opts, stdout=sys.stdout, stderr=sys.stderr)
     return 1 if summary.failed else 0

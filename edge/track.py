@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 
+from edge_genre.edge.audio import AudioStream
 from edge_genre.errors import AudioError
 
 log = logging.getLogger("edge_genre.tag")
@@ -24,15 +25,27 @@ def classify_track(clf, path):
     """``(TrackResult, None)`` for a track, or ``(None, problem)`` when it cannot be classified
     (an ``AudioError``: unreadable, corrupt, empty, too short; or every window silent).
 
-    The one per-track function of ``predict`` and ``tag``. ``problem`` is the message without
-    the path in front."""
+    The one per-track function of ``predict``, ``tag`` and ``serve``'s uploads (``path`` may be
+    an open ``audio.AudioStream``). ``problem`` is the message without the path in front."""
+    name = path.name if isinstance(path, AudioStream) else path
     try:
         result = clf.classify_file(path)
     except AudioError as exc:
-        return None, str(exc).removeprefix(f"{path}: ")
+        return None, str(exc).removeprefix(f"{name}: ")
     if result.silent:
         return None, silent_problem(clf)
     return result, None
+
+
+def classify_track_guarded(clf, path):
+    """``classify_track``, with any other exception from one file (a decoder bug, a MemoryError
+    under a memory limit) as that file's problem: one bad file never ends a batch (the
+    traceback is logged at DEBUG)."""
+    try:
+        return classify_track(clf, path)
+    except Exception as exc:  # noqa: BLE001 - a bug on one file must not end the batch
+        log.debug("unexpected error on %s", path, exc_info=True)
+        return None, f"unexpected error: {type(exc).__name__}: {exc}"
 
 
 def track_fields(clf, path) -> dict:
@@ -42,11 +55,7 @@ def track_fields(clf, path) -> dict:
 
     Any exception from one file (a decoder bug, not only ``AudioError``) becomes that file's
     error: one bad file never ends a batch."""
-    try:
-        result, problem = classify_track(clf, path)
-    except Exception as exc:  # noqa: BLE001 - a bug on one file must not end the library
-        log.debug("unexpected error on %s", path, exc_info=True)
-        result, problem = None, f"unexpected error: {type(exc).__name__}: {exc}"
+    result, problem = classify_track_guarded(clf, path)
     if problem is not None:
         return error_fields(problem)
     d = result.to_dict(deprecated_keys=False, rounded=False)

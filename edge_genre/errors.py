@@ -12,6 +12,10 @@ class AudioError(EdgeGenreError):
     """An audio file that cannot be used: missing, corrupt, empty, silent or too short."""
 
 
+class AudioTooLong(AudioError):
+    """Audio longer than a length limit (``audio.open_bytes``' ``max_seconds``)."""
+
+
 class ModelError(EdgeGenreError):
     """A model file that cannot be used: unreadable, without edge-genre metadata, unsupported."""
 

@@ -247,7 +247,9 @@ def create_app(service: GenreService, live: LiveHub | None = None, *,
         try:
             upload = await read_upload(request, UPLOAD_FIELD, service.limits.max_upload_bytes,
                                        timeouts)
-            return await run_in_threadpool(service.classify_bytes, upload.data, upload.filename)
+            parcel, name = [upload.data], upload.filename
+            del upload  # the service drops the bytes and then trims the heap
+            return await run_in_threadpool(service.classify_upload, parcel, name)
         except (UploadError, ClassifyError) as exc:
             log.info("classify refused (%d): %s", exc.status, exc.message)
             return error(exc.status, exc.message,

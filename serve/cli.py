@@ -1,7 +1,7 @@
 """``edge-genre serve``: the genre web page and its HTTP API (light at import: argparse only)."""
 from __future__ import annotations
 
-from edge_genre.edge.cli_args import add_model_args
+from edge_genre.edge.cli_args import add_model_args, port_number
 
 
 def register(sub) -> None:
@@ -13,7 +13,7 @@ def register(sub) -> None:
                     "GET /api/model, GET /api/live (server-sent events); docs at /api/docs.")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1; 0.0.0.0 serves the whole network)")
-    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 picks a free one)")
+    p.add_argument("--port", type=port_number, default=8000, help="TCP port (default 8000; 0 picks a free one)")
     add_model_args(p)
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="interpreters classifying uploads at the same time (default 1; each holds "

@@ -415,3 +415,88 @@ def test_predict_warns_once_on_stderr_for_wild_samples(fp32_tflite, tmp_path, ca
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "WARNING" in lines[0] and f"{path}: " in lines[0]
     assert "outside [-1, 1] clipped" in lines[0]
+
+
+# ----------------------------------------------------------------------------- issue 24.4
+
+
+@pytest.mark.parametrize("tag, law", [(6, "A"), (7, "mu")])
+def test_g711_wav_with_a_16_bit_header_is_refused(tmp_path, tag, law):
+    """G.711 samples are bytes; a WAV tagged A-law or mu-law that declares 16-bit samples is
+    mislabelled (its bytes were 16-bit PCM read as codes: noise, which was classified)."""
+    path = tmp_path / "mislabelled.wav"
+    path.write_bytes(wav_bytes(pcm16(22050 * 6), 22050, bits=16, tag=tag))
+    for opener in (audio.read, audio.open_stream):
+        with pytest.raises(AudioError, match=f"{law}-law WAV declares 16-bit samples"):
+            opener(path)
+    good = tmp_path / "alaw.wav"  # the 8-bit form still decodes
+    good.write_bytes(wav_bytes(bytes(range(256)) * 100, 8000, bits=8, tag=tag))
+    assert audio.read(good).samples.shape == (25600, 1)
+
+
+def test_a_wav_truncated_while_it_is_read_says_what_was_read(tmp_path, caplog):
+    """The file shrinks between two blocks (another program rewriting it): the blocks read are
+    classified, with one warning saying how much of the file that was."""
+    src = audio.read(gtzan_file("jazz.00002"))
+    path = tmp_path / "shrinking.wav"
+    y = (src.samples[:, 0] * 32767).astype("<i2").tobytes()
+    path.write_bytes(wav_bytes(y, src.sample_rate))
+    with caplog.at_level(logging.WARNING, logger="edge_genre"):
+        with audio.open_stream(path, block_frames=src.sample_rate) as stream:
+            blocks = iter(stream)
+            first = [next(blocks) for _ in range(10)]  # 10 s read
+            os.truncate(path, 44 + 2 * 10 * src.sample_rate)  # and the rest is gone
+            rest = list(blocks)
+    read_s = sum(map(len, first + rest)) / src.sample_rate
+    assert 10.0 <= read_s < 10.1  # what the reader had buffered before the cut is kept
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "ended while it was being read" in warnings[0]
+    assert f"first {read_s:.1f} s of its {len(src.samples) / src.sample_rate:.1f} s" in warnings[0]
+
+
+def damaged_mp3(path, seconds: float = 6.0):
+    """A real MP3 (libsndfile's LAME encoder) with a byte overwritten every 397: libmpg123
+    resyncs and complains on stderr from C for each damaged frame."""
+    import soundfile
+
+    rate = 22050
+    y = audio.read(gtzan_file("jazz.00002")).samples[:int(seconds * rate), 0]
+    try:
+        soundfile.write(str(path), y, rate, format="MP3")
+    except (soundfile.LibsndfileError, ValueError, TypeError) as exc:
+        pytest.skip(f"this libsndfile cannot write MP3 ({exc})")
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(1)
+    for i in range(2000, len(data), 397):
+        data[i] = int(rng.integers(256))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_native_decoder_lines_stay_off_the_terminal(tmp_path):
+    """libmpg123's "[src/libmpg123/...] error: ..." and "Note: Trying to resync..." lines went
+    to the terminal between ours; now only our lines do, and -v shows the native ones."""
+    mp3 = damaged_mp3(tmp_path / "damaged.mp3")
+    cmd = [sys.executable, "-m", "edge_genre", "predict", str(mp3), str(tmp_path / "gone.wav")]
+    quiet = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 1, quiet.stderr
+    assert quiet.stderr.strip().splitlines() == [f"{tmp_path / 'gone.wav'}: error: no such file or folder"]
+    verbose = subprocess.run(cmd[:3] + ["-v"] + cmd[3:], capture_output=True, text=True,
+                             timeout=120)
+    assert "DEBUG: native: [src/libmpg123/" in verbose.stderr
+
+
+def test_tag_workers_warnings_still_reach_the_terminal(tmp_path):
+    """tag's worker processes write their warnings (a clipped file) to the stderr they inherit,
+    which is the pipe the native lines go to: ours must come through, once."""
+    y = audio.read(gtzan_file("jazz.00002")).samples[:22050 * 6, 0].astype("<f4")
+    y[100:110] = 1e30
+    wild = tmp_path / "wild.wav"
+    wild.write_bytes(wav_bytes(y.tobytes(), 22050, bits=32, tag=3))
+    run = subprocess.run([sys.executable, "-m", "edge_genre", "tag", str(wild), "--workers", "1",
+                          "-q", "--out", str(tmp_path / "t.csv")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert lines == [f"edge-genre: WARNING: {wild}: 10 sample(s) outside [-1, 1] clipped"], lines

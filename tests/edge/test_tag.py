@@ -20,6 +20,7 @@ import pytest
 
 from edge_genre.cli import main
 from edge_genre.edge import library
+from edge_genre.edge.audio import read
 from edge_genre.edge.track import classify_track
 from edge_genre.edge.library import read_rows
 
@@ -333,26 +334,36 @@ def test_pool_keeps_tracks_in_flight_bounded(tmp_path):
 
 def test_a_worker_that_dies_gives_one_error_row_and_is_replaced(tmp_path):
     info = library.ModelInfo.load(None, "auto", 1)
-    fifo = tmp_path / "stuck.wav"
-    os.mkfifo(fifo)  # nobody writes: the worker reading it blocks until it is killed
+    # A long track keeps the worker busy for seconds (a FIFO did, until FIFOs were refused).
+    src = read(excerpt("jazz.00002"))
+    y = np.tile(src.samples[:, 0], 20)  # 10 minutes
+    long_track = write_wav(tmp_path / "long.wav", y, src.sample_rate)
     good = library.Track.stat(str(excerpt("jazz.00002")))
     pool = library.LocalPool(info, workers=1)
 
-    def kill_when_stuck():
-        # The event: opening the FIFO for writing blocks until the worker opens it to read the
-        # track (model loaded, track received); with nothing written, its read then blocks.
-        fd = os.open(fifo, os.O_WRONLY)
-        try:
-            pool.workers[0].proc.kill()  # the one worker, stuck on the FIFO
-        finally:
-            os.close(fd)  # after the SIGKILL: the worker never sees an end of file
+    def kill_when_reading():
+        # The event: the worker has the track open (model loaded, track received). /proc is
+        # polled with a deadline: there is no notification of another process opening a file.
+        deadline = time.monotonic() + 60
+        target = os.path.realpath(long_track)
+        while time.monotonic() < deadline:
+            for w in list(pool.workers):
+                try:
+                    fds = os.listdir(f"/proc/{w.proc.pid}/fd")
+                    if any(os.path.realpath(f"/proc/{w.proc.pid}/fd/{fd}") == target
+                           for fd in fds):
+                        w.proc.kill()
+                        return
+                except OSError:
+                    pass
+            time.sleep(0.01)
 
-    threading.Thread(target=kill_when_stuck, daemon=True).start()
+    threading.Thread(target=kill_when_reading, daemon=True).start()
     try:
-        got = list(pool.map([library.Track.stat(str(fifo)), good]))
+        got = list(pool.map([library.Track.stat(str(long_track)), good]))
     finally:
         pool.close()
-    assert [t.path for t, _ in got] == [os.path.abspath(fifo), good.path]
+    assert [t.path for t, _ in got] == [os.path.abspath(long_track), good.path]
     assert "worker process stopped" in got[0][1]["error"] and "SIGKILL" in got[0][1]["error"]
     assert got[1][1]["error"] is None and got[1][1]["genre"]
     assert pool.started == 2

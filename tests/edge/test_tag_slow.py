@@ -58,3 +58,20 @@ def test_ray_engine_gives_the_same_rows(tmp_path, capsys):
         for k in x:
             if k.startswith("prob_") or k in ("confidence", "duration"):
                 assert (x[k] is None and y[k] is None) or abs(x[k] - y[k]) <= 1e-6, (path, k)
+
+
+def test_ray_engine_keeps_native_lines_off_the_terminal(tmp_path):
+    """Ray's C++ core printed its own log line (``core_worker.cc:...``) into `tag`'s stderr, and
+    libmpg123 its frame errors; with -q nothing but our lines may reach it (issue 24.4)."""
+    pytest.importorskip("ray.data", reason="--engine ray needs ray[data] (the 'scale' extra)")
+    from tests.conftest import gtzan_file
+    from tests.edge.test_hostile_audio import damaged_mp3
+
+    mp3 = damaged_mp3(tmp_path / "damaged.mp3")
+    out = tmp_path / "ray.csv"
+    run = subprocess.run([sys.executable, "-m", "edge_genre", "tag", str(gtzan_file("jazz.00002")),
+                          str(mp3), "--out", str(out), "--engine", "ray", "--workers", "1", "-q"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""
+    assert len(read_rows(out)) == 2
