@@ -224,13 +224,24 @@ def _write_json(path: Path, obj) -> None:
     tmp.replace(path)
 
 
-def _teacher_vectors(teacher, x: np.ndarray, batch: int) -> np.ndarray:
+def _batches(fn, x: np.ndarray, batch: int) -> np.ndarray:
+    """``fn`` over ``x`` in batches of exactly ``batch`` (the last one padded), so a jitted
+    backend compiles one shape only."""
     out = []
     for i in range(0, len(x), batch):
-        _, pen, logits = teacher.predict_on_batch(x[i:i + batch])
-        out.append(np.concatenate([np.asarray(pen, np.float32), np.asarray(logits, np.float32)],
-                                  axis=-1))
+        part = x[i:i + batch]
+        n = len(part)
+        if n < batch:
+            part = np.concatenate([part, np.repeat(part[-1:], batch - n, axis=0)])
+        out.append(np.asarray(fn(part), np.float32)[:n])
     return np.concatenate(out)
+
+
+def _teacher_fn(teacher):
+    def vectors(x):
+        _, pen, logits = teacher.predict_on_batch(x)
+        return np.concatenate([np.asarray(pen, np.float32), np.asarray(logits, np.float32)], -1)
+    return vectors
 
 
 def run(cfg: RobustConfig, log=print) -> dict:
@@ -268,16 +279,16 @@ def run(cfg: RobustConfig, log=print) -> dict:
         keras.mixed_precision.set_global_policy("float32")
     rng = np.random.default_rng(cfg.seed)
     crops = Crops(versions, rng)
-    eval_batch = min(cfg.batch, 64)
+    teach = _teacher_fn(teacher)
     _, stats_clean = crops.draw(max(2, cfg.stats_crops))
-    vecs = _teacher_vectors(teacher, stats_clean, eval_batch)
+    vecs = _batches(teach, stats_clean, cfg.batch)
     mean = vecs.mean(0).astype(np.float32)
     std = np.maximum(vecs.std(0), 1e-3).astype(np.float32)
     del stats_clean, vecs
     eval_rng = np.random.default_rng(cfg.seed + 1)
     fixed = Crops(versions, eval_rng)
     eval_room, eval_clean = fixed.draw(max(1, cfg.eval_crops), room_only=cfg.copies > 0)
-    eval_target = (_teacher_vectors(teacher, eval_clean, eval_batch) - mean) / std
+    eval_target = (_batches(teach, eval_clean, cfg.batch) - mean) / std
 
     student = build_student(keras, body, mean, std)
     student.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss="mse")
@@ -285,8 +296,7 @@ def run(cfg: RobustConfig, log=print) -> dict:
     def evaluate() -> dict:
         res = {}
         for name, x in (("room", eval_room), ("clean", eval_clean)):
-            pred = np.concatenate([np.asarray(student.predict_on_batch(x[i:i + eval_batch]))
-                                   for i in range(0, len(x), eval_batch)])
+            pred = _batches(student.predict_on_batch, x, cfg.batch)
             res[f"eval_{name}_mse"] = float(np.mean((pred - eval_target) ** 2))
         return res
 
@@ -320,7 +330,7 @@ def run(cfg: RobustConfig, log=print) -> dict:
                 break
         t0 = time.perf_counter()  # the whole step: crops, the teacher's targets, the update
         heard, clean = crops.draw(cfg.batch)
-        target = (_teacher_vectors(teacher, clean, cfg.batch) - mean) / std
+        target = (teach(clean) - mean) / std
         loss = student.train_on_batch(heard, target)
         loss = float(loss[0] if isinstance(loss, (list, tuple)) else loss)
         record["step_seconds"].append(round(time.perf_counter() - t0, 4))
