@@ -163,7 +163,8 @@ def backend_device(keras) -> str:
             import jax
 
             d = jax.devices()[0]
-            return f"{d.platform}: {getattr(d, 'device_kind', d)}"
+            if d.platform != "cpu":
+                return f"{d.platform}: {getattr(d, 'device_kind', d)}"
         if backend == "torch":
             import torch
 
@@ -283,7 +284,10 @@ def run(cfg: RobustConfig, log=print) -> dict:
     _, stats_clean = crops.draw(max(2, cfg.stats_crops))
     vecs = _batches(teach, stats_clean, cfg.batch)
     mean = vecs.mean(0).astype(np.float32)
-    std = np.maximum(vecs.std(0), 1e-3).astype(np.float32)
+    # A floor relative to the typical spread: a dimension that barely moves over the sampled
+    # crops (few crops in a short run) must not dominate the loss.
+    std = vecs.std(0)
+    std = np.maximum(std, max(1e-3, 0.1 * float(np.median(std)))).astype(np.float32)
     del stats_clean, vecs
     eval_rng = np.random.default_rng(cfg.seed + 1)
     fixed = Crops(versions, eval_rng)

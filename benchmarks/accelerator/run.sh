@@ -17,13 +17,18 @@ JOBS=${1:-both}
 TOTAL_SECONDS=${TOTAL_SECONDS:-570}
 ROBUST_SECONDS=${ROBUST_SECONDS:-420}
 OUT=${OUT:?run inside a device call: \$OUT is its output folder}
+DATA=${ACCEL_DATA:-.accel/data}
+SITE=${SITE:-/tmp/site}
+SHIM=${SHIM:-/tmp/shim}
 mkdir -p "$OUT/robust" "$OUT/paper"
 exec > >(tee -a "$OUT/run.log") 2>&1
 
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-  --target /tmp/site .accel/whl/*.whl || exit 3
-python3 benchmarks/accelerator/shim.py /tmp/shim >/dev/null || exit 3
-export PYTHONPATH=/tmp/site:/tmp/shim KERAS_BACKEND=${KERAS_BACKEND:-jax}
+  --target "$SITE" .accel/whl/*.whl || exit 3
+python3 benchmarks/accelerator/shim.py "$SHIM" >/dev/null || exit 3
+# PYTHONSAFEPATH: the checkout root holds edge_genre/ (without train/ etc.), which would shadow
+# the shim for "python3 -m" run from there.
+export PYTHONPATH="$SITE:$SHIM" PYTHONSAFEPATH=1 KERAS_BACKEND=${KERAS_BACKEND:-jax}
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
 python3 -c 'import jax; print("jax", jax.__version__, jax.devices())' || true
@@ -36,7 +41,7 @@ if [ "$JOBS" = both ] || [ "$JOBS" = robust ]; then
   [ "$JOBS" = robust ] && budget=$((TOTAL_SECONDS - $(date +%s) + START))
   # shellcheck disable=SC2086
   timeout $((budget + 30)) python3 -m edge_genre.train.accelerate robust-teacher \
-    --data .accel/data --out "$OUT/robust" --max-seconds "$budget" "${ROOMS[@]}" \
+    --data "$DATA" --out "$OUT/robust" --max-seconds "$budget" "${ROOMS[@]}" \
     ${ROBUST_ARGS:-} || rc=$?
   echo "robust-teacher exit $rc after $(( $(date +%s) - START )) s"
 fi
@@ -44,7 +49,7 @@ if [ "$JOBS" = both ] || [ "$JOBS" = paper ]; then
   left=$((TOTAL_SECONDS - $(date +%s) + START))
   if [ "$left" -gt 60 ]; then
     # shellcheck disable=SC2086
-    timeout "$left" python3 -m edge_genre.train.accelerate paper-cv --data .accel/data \
+    timeout "$left" python3 -m edge_genre.train.accelerate paper-cv --data "$DATA" \
       --out "$OUT/paper" --max-seconds "$((left - 10))" ${PAPER_ARGS:-} || rc=$?
     echo "paper-cv exit $rc after $(( $(date +%s) - START )) s"
   else
