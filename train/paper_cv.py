@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -231,8 +230,3 @@ def run(cfg: PaperCVConfig, log=print) -> dict:
     log(f"paper-cv: folds {record['folds_run']} ({stopped}); wrote {out / RECORD_OUT}")
     return record
 
-
-if __name__ == "__main__":  # pragma: no cover - the driver is edge_genre.train.accelerate
-    from edge_genre.train.accelerate import main
-
-    raise SystemExit(main(["paper-cv", *sys.argv[1:]]))
