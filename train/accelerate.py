@@ -47,6 +47,8 @@ def parser() -> argparse.ArgumentParser:
     rt.add_argument("--out", required=True, help="output folder")
     rt.add_argument("--steps", type=int, default=500)
     rt.add_argument("--batch", type=int, default=128)
+    rt.add_argument("--micro-batch", type=int, default=None, metavar="N",
+                    help="crops per pass, gradients accumulated to --batch (a CPU's memory)")
     rt.add_argument("--lr", type=float, default=1e-4)
     rt.add_argument("--copies", type=int, default=8, help="room copies per track")
     rt.add_argument("--checkpoint-every", type=int, default=50, metavar="N")
@@ -84,24 +86,30 @@ def main(argv: list[str] | None = None) -> int:
         if args.job == "pack":
             from edge_genre.train.pack import PackConfig, pack, pack_size
 
-            m = pack(PackConfig(args.data, args.out, args.sample_rate, args.compression,
-                                args.limit, args.cv, args.seed))
+            m = pack(PackConfig(args.data, args.out, sample_rate=args.sample_rate,
+                                compression=args.compression, limit=args.limit, k=args.cv,
+                                seed=args.seed))
             print(f"packed {len(m['tracks'])} tracks ({len(m['skipped'])} skipped) into "
                   f"{args.out}: {pack_size(args.out) / 2**20:.1f} MiB in {m['seconds']} s")
         elif args.job == "robust-teacher":
             from edge_genre.train.robust import RobustConfig, run
 
-            run(RobustConfig(args.data, args.out, args.steps, args.batch, args.lr, args.copies,
-                             args.checkpoint_every, args.max_seconds, args.precision,
-                             args.room_cache, args.weights, args.stats_crops, args.eval_crops,
-                             args.limit, args.workers, args.seed),
+            run(RobustConfig(
+                args.data, args.out, steps=args.steps, batch=args.batch,
+                micro_batch=args.micro_batch, lr=args.lr, copies=args.copies,
+                checkpoint_every=args.checkpoint_every, max_seconds=args.max_seconds,
+                precision=args.precision, room_cache=args.room_cache, weights=args.weights,
+                stats_crops=args.stats_crops, eval_crops=args.eval_crops, limit=args.limit,
+                workers=args.workers, seed=args.seed),
                 log=lambda s: print(s, flush=True))
         else:
             from edge_genre.train.paper_cv import PaperCVConfig, run
 
-            run(PaperCVConfig(args.data, args.out, args.preset, args.cv, args.seed, args.folds, args.epochs,
-                              args.limit, args.max_seconds, args.precision, args.workers,
-                              not args.quiet),
+            run(PaperCVConfig(
+                args.data, args.out, preset=args.preset, k=args.cv, seed=args.seed,
+                folds=args.folds, epochs=args.epochs, limit=args.limit,
+                max_seconds=args.max_seconds, precision=args.precision, workers=args.workers,
+                progress=not args.quiet),
                 log=lambda s: print(s, flush=True))
     except EdgeGenreError as e:
         print(f"error: {e}", file=sys.stderr)

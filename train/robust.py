@@ -55,6 +55,9 @@ class RobustConfig:
     out: str  # output folder
     steps: int = 500
     batch: int = 128
+    # Crops per forward pass; the step's gradient is accumulated over batch / micro_batch passes
+    # (same update). XLA on a CPU wants 34 GB for one pass of 128; default: the whole batch.
+    micro_batch: int | None = None
     lr: float = 1e-4
     copies: int = 8  # room copies per track (the clean track is heard too)
     checkpoint_every: int = 50
@@ -256,6 +259,10 @@ def run(cfg: RobustConfig, log=print) -> dict:
         raise DataError("steps >= 0, batch >= 1, copies >= 0 and checkpoint-every >= 1, please")
     if cfg.precision not in ("bf16", "fp32"):
         raise DataError(f"precision is bf16 or fp32, not {cfg.precision!r}")
+    micro = min(int(cfg.micro_batch or cfg.batch), cfg.batch)
+    if micro < 1 or cfg.batch % micro:
+        raise DataError(f"micro-batch {cfg.micro_batch} must divide the batch {cfg.batch}")
+    accumulate = cfg.batch // micro
     ds = load_dataset(cfg.data, cfg.limit)
     teacher_weights = M.read_weights(cfg.weights)
     versions, skipped = prepare(ds.tracks, cfg.copies, cfg.seed, cfg.workers, cfg.room_cache)
@@ -281,7 +288,7 @@ def run(cfg: RobustConfig, log=print) -> dict:
     crops = Crops(versions, rng)
     teach = _teacher_fn(teacher)
     _, stats_clean = crops.draw(max(2, cfg.stats_crops))
-    vecs = _batches(teach, stats_clean, cfg.batch)
+    vecs = _batches(teach, stats_clean, micro)
     mean = vecs.mean(0).astype(np.float32)
     # A floor relative to the typical spread: a dimension that barely moves over the sampled
     # crops (few crops in a short run) must not dominate the loss.
@@ -291,15 +298,17 @@ def run(cfg: RobustConfig, log=print) -> dict:
     eval_rng = np.random.default_rng(cfg.seed + 1)
     fixed = Crops(versions, eval_rng)
     eval_room, eval_clean = fixed.draw(max(1, cfg.eval_crops), room_only=cfg.copies > 0)
-    eval_target = (_batches(teach, eval_clean, cfg.batch) - mean) / std
+    eval_target = (_batches(teach, eval_clean, micro) - mean) / std
 
     student = build_student(keras, body, mean, std)
-    student.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss="mse")
+    # Keras averages the accumulated gradients and counts Adam's steps in whole batches.
+    student.compile(optimizer=keras.optimizers.Adam(
+        cfg.lr, gradient_accumulation_steps=accumulate if accumulate > 1 else None), loss="mse")
 
     def evaluate() -> dict:
         res = {}
         for name, x in (("room", eval_room), ("clean", eval_clean)):
-            pred = _batches(student.predict_on_batch, x, cfg.batch)
+            pred = _batches(student.predict_on_batch, x, micro)
             res[f"eval_{name}_mse"] = float(np.mean((pred - eval_target) ** 2))
         return res
 
@@ -336,9 +345,12 @@ def run(cfg: RobustConfig, log=print) -> dict:
                 break
         t0 = time.perf_counter()  # the whole step: crops, the teacher's targets, the update
         heard, clean = crops.draw(cfg.batch)
-        target = (teach(clean) - mean) / std
-        loss = student.train_on_batch(heard, target)
-        loss = float(loss[0] if isinstance(loss, (list, tuple)) else loss)
+        target = (_batches(teach, clean, micro) - mean) / std
+        losses = []
+        for i in range(0, cfg.batch, micro):
+            res = student.train_on_batch(heard[i:i + micro], target[i:i + micro])
+            losses.append(float(res[0] if isinstance(res, (list, tuple)) else res))
+        loss = float(np.mean(losses))
         record["step_seconds"].append(round(time.perf_counter() - t0, 4))
         record["losses"].append(round(loss, 5))
         record["steps_done"] = step

@@ -102,8 +102,9 @@ def test_robust_teacher_two_steps(tiny_pack, tmp_path):
     from edge_genre.train import musicnn as M
 
     out = tmp_path / "robust"
+    # --micro-batch 1: each step's gradient accumulated over two passes (the CPU's way).
     r = _job(["robust-teacher", "--data", str(tiny_pack), "--out", str(out), "--steps", "2",
-              "--batch", "2", "--copies", "1", "--stats-crops", "2", "--eval-crops", "2",
+              "--batch", "2", "--micro-batch", "1", "--copies", "1", "--stats-crops", "2", "--eval-crops", "2",
               "--workers", "1", "--precision", "fp32", "--checkpoint-every", "1"],
              check_modules=True)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -111,6 +112,7 @@ def test_robust_teacher_two_steps(tiny_pack, tmp_path):
     log = json.loads((out / "robust-log.json").read_text())
     assert log["backend"] == "jax" and log["steps_done"] == 2 and log["stopped_by"] == "steps"
     assert len(log["losses"]) == 2 and log["config"]["batch"] == 2 and log["tracks"] == 4
+    assert log["config"]["micro_batch"] == 1
     trained, shipped = M.read_weights(out / "musicnn-robust.npz"), M.read_weights()
     moved = {k for k in shipped.arrays
              if not np.array_equal(trained.arrays[k], shipped.arrays[k])}
@@ -121,13 +123,32 @@ def test_robust_teacher_two_steps(tiny_pack, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_JAX, reason="needs jax (the dev extra installs jax[cpu])")
+def test_robust_teacher_out_of_time_still_writes(tiny_pack, tmp_path):
+    """A budget spent before the first step: no step, and still weights and a log."""
+    from edge_genre.train import musicnn as M
+
+    out = tmp_path / "robust"
+    r = _job(["robust-teacher", "--data", str(tiny_pack), "--out", str(out), "--batch", "2",
+              "--copies", "1", "--stats-crops", "2", "--eval-crops", "2", "--workers", "1",
+              "--precision", "fp32", "--max-seconds", "1"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    log = json.loads((out / "robust-log.json").read_text())
+    assert log["steps_done"] == 0 and log["stopped_by"] == "max_seconds" and log["final"]
+    trained, shipped = M.read_weights(out / "musicnn-robust.npz"), M.read_weights()
+    assert all(np.array_equal(trained.arrays[k], v) for k, v in shipped.arrays.items())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_JAX, reason="needs jax (the dev extra installs jax[cpu])")
 def test_paper_cv_one_fold_record(tiny_pack, tmp_path):
     from edge_genre.train.paper_cv import RECORD_OUT
 
     out = tmp_path / "cv"
     # The scratch preset stands in for paper (same generic loop; a paper epoch is minutes here).
+    # --max-seconds 1: fold 1 always starts, fold 2 cannot finish in what is left.
     r = _job(["paper-cv", "--preset", "scratch", "--data", str(tiny_pack), "--out", str(out),
-              "--cv", "2", "--folds", "1", "--epochs", "1", "--workers", "1", "--quiet"])
+              "--cv", "2", "--folds", "1,2", "--epochs", "1", "--workers", "1", "--quiet",
+              "--max-seconds", "1"])
     assert r.returncode == 0, r.stderr[-2000:]
     rec = json.loads((out / RECORD_OUT).read_text())
     # The keys of evaluate.cross_validate's record (what `evaluate --cv --out` writes).
@@ -138,7 +159,7 @@ def test_paper_cv_one_fold_record(tiny_pack, tmp_path):
                 "room_track_accuracy_mean"):
         assert key in rec, key
     assert rec["preset"] == "scratch" and rec["k"] == 2 and rec["folds_run"] == [1]
-    assert rec["stopped_by"] == "done" and rec["machine"]["backend"] == "jax"
+    assert rec["stopped_by"] == "max_seconds" and rec["machine"]["backend"] == "jax"
     fold = rec["per_fold"][0]
     assert fold["epochs_run"] == 1 and fold["fold_seconds"] > 0 and 0 <= fold["track_accuracy"] <= 1
     assert "16000 Hz" in rec["audio"]
