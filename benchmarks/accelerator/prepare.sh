@@ -19,6 +19,14 @@ LIMIT_MIB=${LIMIT_MIB:-62}
 KERAS=$("$PY" -c 'import importlib.metadata as m; print(m.version("keras"))')
 WHEELS="keras==$KERAS namex optree soundfile absl-py packaging typing-extensions cffi pycparser tqdm"
 
+# Once roomsim has its physical rooms (augmenter + an impulse-response bank), the lent machine
+# (no pyroomacoustics) must get the bank: refuse to prepare without it.
+if [ -z "${ROOM_CACHE:-}" ] && "$PY" -c 'import sys; from edge_genre.train import roomsim
+sys.exit(0 if hasattr(roomsim, "augmenter") else 1)'; then
+  echo "error: roomsim.augmenter draws from an impulse-response bank: set ROOM_CACHE=DIR" >&2
+  exit 1
+fi
+
 rm -rf .accel/whl && mkdir -p .accel/whl
 # shellcheck disable=SC2086
 "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
