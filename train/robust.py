@@ -75,6 +75,15 @@ class RobustConfig:
 # ----------------------------------------------------------------------------- data
 
 
+def room_method() -> str:
+    """Which room copies ``room_augmenter`` makes (for the log)."""
+    from edge_genre.train import roomsim
+
+    if hasattr(roomsim, "augmenter"):
+        return "roomsim.augmenter (far-field rooms from an impulse-response bank)"
+    return "roomsim.simulate in ROOM_AUGMENT's ranges (fallback: no roomsim.augmenter yet)"
+
+
 def room_augmenter(sample_rate: int, cache_dir: str | None = None):
     """``roomsim.augmenter`` (far-field rooms, cached impulse responses); until that exists, the
     simple synthetic room of ``roomsim.simulate`` in its wide training ranges."""
@@ -315,7 +324,7 @@ def run(cfg: RobustConfig, log=print) -> dict:
     record = {"job": "robust-teacher", "config": asdict(cfg), "backend": keras.backend.backend(),
               "device": backend_device(keras), "keras": keras.__version__,
               "python": platform.python_version(), "cpus": os.cpu_count(),
-              "tracks": len(versions), "skipped": skipped,
+              "tracks": len(versions), "skipped": skipped, "rooms": room_method(),
               "frames_per_track": int(versions[0].shape[1]),
               "data_seconds": round(data_seconds, 1), "target": "teacher's [penultimate (200), "
               "tag logits (50)] of the clean crop, standardised per dimension",

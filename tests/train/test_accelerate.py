@@ -112,7 +112,7 @@ def test_robust_teacher_two_steps(tiny_pack, tmp_path):
     log = json.loads((out / "robust-log.json").read_text())
     assert log["backend"] == "jax" and log["steps_done"] == 2 and log["stopped_by"] == "steps"
     assert len(log["losses"]) == 2 and log["config"]["batch"] == 2 and log["tracks"] == 4
-    assert log["config"]["micro_batch"] == 1
+    assert log["config"]["micro_batch"] == 1 and log["rooms"].startswith("roomsim.")
     trained, shipped = M.read_weights(out / "musicnn-robust.npz"), M.read_weights()
     moved = {k for k in shipped.arrays
              if not np.array_equal(trained.arrays[k], shipped.arrays[k])}
