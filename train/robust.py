@@ -94,12 +94,7 @@ def room_augmenter(sample_rate: int, cache_dir: str | None = None):
     return lambda y, rng: roomsim.simulate(y, sample_rate, roomsim.ROOM_AUGMENT, rng)
 
 
-_AUGMENT = None  # one augmenter per worker process (a closure does not pickle)
-
-
-def _init_worker(cache_dir: str | None) -> None:
-    global _AUGMENT
-    _AUGMENT = room_augmenter(SAMPLE_RATE, cache_dir)
+_AUGMENT = None  # the augmenter; forked workers inherit it (a closure does not pickle)
 
 
 def track_versions(path: str, track_id: str, copies: int, seed: int) -> np.ndarray | str:
@@ -127,14 +122,16 @@ def prepare(tracks, copies: int, seed: int, workers: int | None, cache_dir: str 
     """(list of (1 + copies, frames, 96) arrays, skipped [(track id, why)]), in worker processes."""
     import multiprocessing as mp
 
+    global _AUGMENT
     args = [(str(t.path), t.track_id, copies, seed) for t in tracks]
     workers = max(1, min(int(workers or os.cpu_count() or 1), len(args)))
+    # Made once here: reading (or, without a cache, computing) the impulse-response bank.
+    _AUGMENT = room_augmenter(SAMPLE_RATE, cache_dir)
     if workers == 1:
-        _init_worker(cache_dir)
         results = [track_versions(*a) for a in args]
     else:
-        # fork: the workers start before Keras and JAX exist in this process, and are cheap.
-        with mp.get_context("fork").Pool(workers, _init_worker, (cache_dir,)) as pool:
+        # fork: the workers inherit the augmenter, and start before Keras and JAX exist here.
+        with mp.get_context("fork").Pool(workers) as pool:
             results = pool.starmap(track_versions, args, chunksize=1)
     kept, skipped = [], []
     for t, r in zip(tracks, results):
