@@ -321,6 +321,7 @@ def run(cfg: RobustConfig, log=print) -> dict:
     record = {"job": "robust-teacher", "config": asdict(cfg), "backend": keras.backend.backend(),
               "device": backend_device(keras), "keras": keras.__version__,
               "python": platform.python_version(), "cpus": os.cpu_count(),
+              "teacher_weights": str(Path(cfg.weights) if cfg.weights else M.weights_path()),
               "tracks": len(versions), "skipped": skipped, "rooms": room_method(),
               "frames_per_track": int(versions[0].shape[1]),
               "data_seconds": round(data_seconds, 1), "target": "teacher's [penultimate (200), "
