@@ -107,6 +107,17 @@ class MusicnnBackbone(Backbone):
 
         return M.read_weights()
 
+    def maps_key(self, settings_key: str, depth: int) -> str:
+        # Other weights (``$EDGE_GENRE_MUSICNN_WEIGHTS``) make other maps: cached apart.
+        from edge_genre.train import musicnn as M
+        from edge_genre.train.data import file_digest
+
+        key = super().maps_key(settings_key, depth)
+        path = M.weights_path()
+        if path == M.default_weights_path() or not path.is_file():
+            return key
+        return f"{key}-w{file_digest(path)[:10]}"
+
     def build(self, weights, frames=None, depth=None):
         import keras
         from keras import layers as L

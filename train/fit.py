@@ -38,17 +38,30 @@ DEFAULT_THREADS = 2
 
 
 def setup_keras(seed: int = 0, threads: int | None = DEFAULT_THREADS):
-    """Select the TensorFlow backend, limit threads and seed everything. Returns ``keras``."""
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    """Select the backend (TensorFlow unless KERAS_BACKEND already names another, e.g. "jax" or
+    "torch" on an accelerator machine without TensorFlow), limit TensorFlow's threads and seed
+    everything. Returns ``keras``. Under another backend nothing here imports TensorFlow."""
+    backend = os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if backend == "tensorflow":
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import tensorflow as tf
+
+        if threads:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+                tf.config.threading.set_inter_op_parallelism_threads(1)
+            except RuntimeError:  # already initialised in this process: keep its setting
+                pass
     import keras
 
-    if threads:
+    if keras.backend.backend() != "tensorflow":
+        # keras.utils.set_random_seed also seeds TensorFlow whenever it is importable, which
+        # would import it into a JAX or PyTorch job: mark it absent, as it is on such machines.
         try:
-            tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:  # already initialised in this process: keep its setting
+            from keras.src.utils import module_utils
+
+            module_utils.tensorflow._available = False
+        except (ImportError, AttributeError):  # a Keras without that lazy module
             pass
     keras.utils.set_random_seed(int(seed))
     return keras

@@ -108,6 +108,9 @@ DENSE_PARAMS = ("kernel", "bias")
 
 #: Name of the shipped weights file in ``edge_genre/models``.
 WEIGHTS_FILE = "musicnn-msd.npz"
+#: Names another weights file of this layout for ``read_weights()`` (so for the ``music`` body),
+#: e.g. the ``musicnn-robust.npz`` of ``edge_genre.train.accelerate robust-teacher``.
+WEIGHTS_ENV = "EDGE_GENRE_MUSICNN_WEIGHTS"
 
 
 def musicnn_frontend() -> FrontendConfig:
@@ -271,12 +274,20 @@ def save_weights(weights: MusicnnWeights, path: str | Path) -> Path:
     return path
 
 
+def weights_path() -> Path:
+    """The file ``read_weights()`` reads: ``$EDGE_GENRE_MUSICNN_WEIGHTS`` when set, else the
+    shipped MSD_musicnn weights."""
+    other = os.environ.get(WEIGHTS_ENV)
+    return Path(other) if other else default_weights_path()
+
+
 def read_weights(path: str | Path | None = None) -> MusicnnWeights:
-    """Read weights written by ``save_weights``; by default the shipped MSD_musicnn weights.
+    """Read weights written by ``save_weights``; by default ``weights_path()`` (the shipped
+    MSD_musicnn weights unless ``$EDGE_GENRE_MUSICNN_WEIGHTS`` names another file).
 
     Raises ModelError when the file is missing, unreadable or lacks an array of the right shape.
     """
-    path = Path(path) if path is not None else default_weights_path()
+    path = Path(path) if path is not None else weights_path()
     if not path.is_file():
         raise ModelError(f"musicnn weights file {path} not found")
     try:

@@ -1,0 +1,121 @@
+"""The accelerator jobs' command line: pack the data here, run robust-teacher and paper-cv there.
+
+    python -m edge_genre.train.accelerate pack --data DATA --out .accel/data
+    python -m edge_genre.train.accelerate robust-teacher --data .accel/data --out OUT/robust
+    python -m edge_genre.train.accelerate paper-cv --data .accel/data --out OUT/paper
+
+Each job runs on a CPU too (slowly) with the same command. ``benchmarks/accelerator/`` holds the
+prepared scripts (``prepare.sh`` here, ``run.sh`` on the lent machine). This module imports
+nothing heavy: each job imports what it needs, and none imports TensorFlow or librosa when
+``KERAS_BACKEND`` names another backend (JAX is taken when it is unset).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from edge_genre.errors import EdgeGenreError
+
+
+def _folds(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"folds are numbers like 1,2 (got {text!r})") from None
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m edge_genre.train.accelerate",
+                                description="Jobs prepared for a lent accelerator.")
+    sub = p.add_subparsers(dest="job", required=True)
+
+    pk = sub.add_parser("pack", help="dataset -> Opus files + manifest (with the CV folds)")
+    pk.add_argument("--data", default="../shared/data/gtzan-mini",
+                    help="folder-per-genre dataset (default: %(default)s)")
+    pk.add_argument("--out", required=True, help="the pack folder to write")
+    pk.add_argument("--sample-rate", type=int, default=16000,
+                    help="Opus rate (default %(default)s, musicnn's; 24000 keeps the paper "
+                         "preset's band up to 11 kHz, at about 1.3x the size)")
+    pk.add_argument("--compression", type=float, default=None, metavar="LEVEL",
+                    help="libsndfile's Opus compression level, 0-1 (higher: smaller)")
+    pk.add_argument("--limit", type=int, default=None, metavar="N", help="N tracks per genre")
+    pk.add_argument("--cv", type=int, default=5, metavar="K", help="folds in the manifest")
+    pk.add_argument("--seed", type=int, default=0)
+
+    rt = sub.add_parser("robust-teacher", help="self-distil musicnn toward room robustness")
+    rt.add_argument("--data", required=True, help="a pack or a dataset folder")
+    rt.add_argument("--out", required=True, help="output folder")
+    rt.add_argument("--steps", type=int, default=500)
+    rt.add_argument("--batch", type=int, default=128)
+    rt.add_argument("--micro-batch", type=int, default=None, metavar="N",
+                    help="crops per pass, gradients accumulated to --batch (a CPU's memory)")
+    rt.add_argument("--lr", type=float, default=1e-4)
+    rt.add_argument("--copies", type=int, default=8, help="room copies per track")
+    rt.add_argument("--checkpoint-every", type=int, default=50, metavar="N")
+    rt.add_argument("--max-seconds", type=float, default=None)
+    rt.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
+    rt.add_argument("--room-cache", default=None, metavar="DIR",
+                    help="impulse-response bank for roomsim.augmenter")
+    rt.add_argument("--weights", default=None, help="teacher weights .npz (default: shipped)")
+    rt.add_argument("--stats-crops", type=int, default=1024)
+    rt.add_argument("--eval-crops", type=int, default=256)
+    rt.add_argument("--limit", type=int, default=None, metavar="N", help="N tracks per genre")
+    rt.add_argument("--workers", type=int, default=None)
+    rt.add_argument("--seed", type=int, default=0)
+
+    cv = sub.add_parser("paper-cv", help="the paper preset's K-fold CV (evaluate --cv's folds)")
+    cv.add_argument("--data", required=True, help="a pack or a dataset folder")
+    cv.add_argument("--out", required=True, help="output folder")
+    cv.add_argument("--preset", default="paper",
+                    help="the preset to cross-validate (default: %(default)s)")
+    cv.add_argument("--cv", type=int, default=5, metavar="K")
+    cv.add_argument("--seed", type=int, default=0)
+    cv.add_argument("--folds", type=_folds, default=None, help="run only these, e.g. 1,2")
+    cv.add_argument("--epochs", type=int, default=None, help="default: the preset's 30")
+    cv.add_argument("--limit", type=int, default=None, metavar="N", help="N tracks per genre")
+    cv.add_argument("--max-seconds", type=float, default=None)
+    cv.add_argument("--precision", choices=("bf16", "fp32"), default="fp32")
+    cv.add_argument("--workers", type=int, default=None)
+    cv.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.job == "pack":
+            from edge_genre.train.pack import PackConfig, pack, pack_size
+
+            m = pack(PackConfig(args.data, args.out, sample_rate=args.sample_rate,
+                                compression=args.compression, limit=args.limit, k=args.cv,
+                                seed=args.seed))
+            print(f"packed {len(m['tracks'])} tracks ({len(m['skipped'])} skipped) into "
+                  f"{args.out}: {pack_size(args.out) / 2**20:.1f} MiB in {m['seconds']} s")
+        elif args.job == "robust-teacher":
+            from edge_genre.train.robust import RobustConfig, run
+
+            run(RobustConfig(
+                args.data, args.out, steps=args.steps, batch=args.batch,
+                micro_batch=args.micro_batch, lr=args.lr, copies=args.copies,
+                checkpoint_every=args.checkpoint_every, max_seconds=args.max_seconds,
+                precision=args.precision, room_cache=args.room_cache, weights=args.weights,
+                stats_crops=args.stats_crops, eval_crops=args.eval_crops, limit=args.limit,
+                workers=args.workers, seed=args.seed),
+                log=lambda s: print(s, flush=True))
+        else:
+            from edge_genre.train.paper_cv import PaperCVConfig, run
+
+            run(PaperCVConfig(
+                args.data, args.out, preset=args.preset, k=args.cv, seed=args.seed,
+                folds=args.folds, epochs=args.epochs, limit=args.limit,
+                max_seconds=args.max_seconds, precision=args.precision, workers=args.workers,
+                progress=not args.quiet),
+                log=lambda s: print(s, flush=True))
+    except EdgeGenreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,375 @@
+"""Self-distil musicnn toward room robustness: a trainable copy hears room copies, regresses the clean teacher.
+
+A copy of musicnn's MSD network (every weight training, its batch norms in inference mode so
+their statistics stay frozen) hears a far-field room copy of a random 4 s crop (251 frames) and
+regresses what the frozen original says about the CLEAN crop: its 200-d penultimate layer and 50
+tag logits, each dimension standardised by the teacher's own mean and spread over clean crops
+(MSE, Adam). The clean crop itself is one of the versions the copy hears, so it keeps what the
+teacher knows where there is no room. Measured outside this repository on a lent H200, 450-550
+steps of 128 crops (about 3 minutes in bf16) made musicnn hold up through a room microphone;
+on a 2-core CPU the same steps take about 30 hours, hence a job that waits ready for an
+accelerator (``benchmarks/accelerator/``).
+
+Data: each track's whole 30 s is decoded once (16 kHz), ``copies`` room copies of it are made
+once (``roomsim.augmenter``: far-field rooms from a cached impulse-response bank, so no
+pyroomacoustics is needed where the job runs), and the front-end (``edge.frontend``, numpy)
+turns the clean track and each copy into musicnn's log-mel, all in worker processes before
+Keras is imported. A step then only cuts crops (the same frames from the clean version for the
+target) and runs the networks.
+
+Output (``RobustConfig.out``): ``musicnn-robust.npz``, the copy's weights in the layout of
+``edge_genre/models/musicnn-msd.npz`` (``musicnn.read_weights`` reads it; the ``music`` body
+takes it through ``EDGE_GENRE_MUSICNN_WEIGHTS``), and ``robust-log.json`` (config, backend,
+device, losses, seconds). Both are written every ``checkpoint_every`` steps and when
+``max_seconds`` runs out, so a run cut short still returns weights.
+
+Nothing here imports TensorFlow or librosa: it runs on Keras 3 over JAX or PyTorch
+(``KERAS_BACKEND``; JAX when unset).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_genre.errors import DataError
+
+WEIGHTS_OUT = "musicnn-robust.npz"
+LOG_OUT = "robust-log.json"
+#: musicnn hears a 4 s window: 251 frames of its 16 kHz, 256-hop front-end.
+CROP_FRAMES = 251
+SAMPLE_RATE = 16000
+
+
+@dataclass(frozen=True)
+class RobustConfig:
+    """The self-distillation job; the defaults are the H200 experiment's."""
+
+    data: str  # a pack (``train/pack.py``) or a dataset folder
+    out: str  # output folder
+    steps: int = 500
+    batch: int = 128
+    # Crops per forward pass; the step's gradient is accumulated over batch / micro_batch passes
+    # (same update). XLA on a CPU wants 34 GB for one pass of 128; default: the whole batch.
+    micro_batch: int | None = None
+    lr: float = 1e-4
+    copies: int = 8  # room copies per track (the clean track is heard too)
+    checkpoint_every: int = 50
+    max_seconds: float | None = None  # whole-job budget (data included); stops cleanly
+    precision: str = "bf16"  # "bf16" (mixed bfloat16) or "fp32"
+    room_cache: str | None = None  # impulse-response bank for roomsim.augmenter
+    weights: str | None = None  # the teacher's weights (default: the shipped MSD weights)
+    stats_crops: int = 1024  # clean crops the target's mean and spread are taken over
+    eval_crops: int = 256  # fixed room (and clean) crops scored at each checkpoint
+    limit: int | None = None  # the first N tracks of each genre (short runs)
+    workers: int | None = None  # data-preparation processes (default: all cores)
+    seed: int = 0
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def room_method() -> str:
+    """Which room copies ``room_augmenter`` makes (for the log)."""
+    from edge_genre.train import roomsim
+
+    if hasattr(roomsim, "augmenter"):
+        return "roomsim.augmenter (far-field rooms from an impulse-response bank)"
+    return "roomsim.simulate in ROOM_AUGMENT's ranges (fallback: no roomsim.augmenter yet)"
+
+
+def room_augmenter(sample_rate: int, cache_dir: str | None = None):
+    """``roomsim.augmenter`` (far-field rooms, cached impulse responses); until that exists, the
+    simple synthetic room of ``roomsim.simulate`` in its wide training ranges."""
+    from edge_genre.train import roomsim
+
+    if hasattr(roomsim, "augmenter"):
+        return roomsim.augmenter(sample_rate, cache_dir=cache_dir)
+    return lambda y, rng: roomsim.simulate(y, sample_rate, roomsim.ROOM_AUGMENT, rng)
+
+
+_AUGMENT = None  # the augmenter; forked workers inherit it (a closure does not pickle)
+
+
+def track_versions(path: str, track_id: str, copies: int, seed: int) -> np.ndarray | str:
+    """musicnn inputs of a whole track and its room copies, (1 + copies, frames, 96) float32,
+    or the reason the track cannot be used. Copy i's room is seeded by the track id, i and
+    ``seed``: the same rooms in every run."""
+    from edge_genre.edge import audio as audio_io
+    from edge_genre.edge import frontend as fe
+    from edge_genre.errors import AudioError
+    from edge_genre.train import musicnn as M
+
+    try:
+        y = audio_io.load(path, SAMPLE_RATE)
+    except AudioError as exc:
+        return str(exc)
+    if len(y) < CROP_FRAMES * 256 or audio_io.is_silent(y):
+        return f"{path}: silent or shorter than one 4 s crop"
+    cfg = M.musicnn_frontend()
+    versions = [y] + [_AUGMENT(y, np.random.default_rng([zlib.crc32(track_id.encode()), seed, i]))
+                      for i in range(1, copies + 1)]
+    return np.stack([M.to_musicnn_input(fe.features(v, cfg))[..., 0] for v in versions])
+
+
+def prepare(tracks, copies: int, seed: int, workers: int | None, cache_dir: str | None):
+    """(list of (1 + copies, frames, 96) arrays, skipped [(track id, why)]), in worker processes."""
+    import multiprocessing as mp
+
+    global _AUGMENT
+    args = [(str(t.path), t.track_id, copies, seed) for t in tracks]
+    workers = max(1, min(int(workers or os.cpu_count() or 1), len(args)))
+    # Made once here: reading (or, without a cache, computing) the impulse-response bank.
+    _AUGMENT = room_augmenter(SAMPLE_RATE, cache_dir)
+    if workers == 1:
+        results = [track_versions(*a) for a in args]
+    else:
+        # fork: the workers inherit the augmenter, and start before Keras and JAX exist here.
+        with mp.get_context("fork").Pool(workers) as pool:
+            results = pool.starmap(track_versions, args, chunksize=1)
+    kept, skipped = [], []
+    for t, r in zip(tracks, results):
+        (skipped.append((t.track_id, r)) if isinstance(r, str) else kept.append(r))
+    # Every version of every track cut to the shortest, so crops index one array.
+    frames = min(v.shape[1] for v in kept) if kept else 0
+    return [v[:, :frames] for v in kept], skipped
+
+
+class Crops:
+    """Random crops: a track, one of its versions (0 = clean), a start frame; the target comes
+    from the clean version's same frames."""
+
+    def __init__(self, versions: list[np.ndarray], rng: np.random.Generator):
+        self.v = np.stack(versions)  # (tracks, 1 + copies, frames, 96)
+        self.rng = rng
+
+    def draw(self, n: int, room_only: bool = False):
+        t = self.rng.integers(0, self.v.shape[0], n)
+        lo = 1 if room_only else 0
+        v = self.rng.integers(lo, self.v.shape[1], n)
+        s = self.rng.integers(0, self.v.shape[2] - CROP_FRAMES + 1, n)
+        idx = s[:, None] + np.arange(CROP_FRAMES)[None, :]
+        heard = self.v[t[:, None], v[:, None], idx][..., None]
+        clean = self.v[t[:, None], 0, idx][..., None]
+        return heard, clean
+
+
+# ----------------------------------------------------------------------------- networks
+
+
+def backend_device(keras) -> str:
+    """The device the backend computes on, in words."""
+    backend = keras.backend.backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            d = jax.devices()[0]
+            if d.platform != "cpu":
+                return f"{d.platform}: {getattr(d, 'device_kind', d)}"
+        if backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                return f"cuda: {torch.cuda.get_device_name(0)}"
+    except Exception as exc:  # noqa: BLE001 - a report line, never a failure
+        return f"unknown ({type(exc).__name__})"
+    return f"cpu: {cpu_name()}"
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else the machine type."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def build_student(keras, body, mean: np.ndarray, std: np.ndarray):
+    """The trainable copy: ``body`` always in inference mode (frozen batch-norm statistics; its
+    gamma and beta still train), output [penultimate, logits] standardised as the targets."""
+    ops = keras.ops
+
+    class Student(keras.Model):
+        def __init__(self):
+            super().__init__(name="robust_musicnn")
+            self.body = body
+
+        def call(self, x, training=None):
+            _, penultimate, logits = self.body(x, training=False)
+            y = ops.cast(ops.concatenate([penultimate, logits], axis=-1), "float32")
+            return (y - ops.convert_to_tensor(mean)) / ops.convert_to_tensor(std)
+
+    return Student()
+
+
+def body_weights(body):
+    """The body's weights as ``musicnn.MusicnnWeights`` (float32, the shipped file's layout)."""
+    from edge_genre.train import musicnn as M
+
+    arrays = {}
+    for port, _ in M.TF1_NAMES:
+        params = M.BN_PARAMS if M._is_bn(port) else M.DENSE_PARAMS
+        for p, w in zip(params, body.get_layer(port).get_weights()):
+            arrays[f"{port}/{p}"] = np.asarray(w, np.float32)
+    return M._checked(arrays, "the trained copy")
+
+
+# ----------------------------------------------------------------------------- the job
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def _batches(fn, x: np.ndarray, batch: int) -> np.ndarray:
+    """``fn`` over ``x`` in batches of exactly ``batch`` (the last one padded), so a jitted
+    backend compiles one shape only."""
+    out = []
+    for i in range(0, len(x), batch):
+        part = x[i:i + batch]
+        n = len(part)
+        if n < batch:
+            part = np.concatenate([part, np.repeat(part[-1:], batch - n, axis=0)])
+        out.append(np.asarray(fn(part), np.float32)[:n])
+    return np.concatenate(out)
+
+
+def _teacher_fn(teacher):
+    def vectors(x):
+        _, pen, logits = teacher.predict_on_batch(x)
+        return np.concatenate([np.asarray(pen, np.float32), np.asarray(logits, np.float32)], -1)
+    return vectors
+
+
+def run(cfg: RobustConfig, log=print) -> dict:
+    """Run the job; returns the log it wrote. DataError for unusable data."""
+    from edge_genre.train import musicnn as M
+    from edge_genre.train.pack import load_dataset
+
+    t_start = time.perf_counter()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.steps < 0 or cfg.batch < 1 or cfg.copies < 0 or cfg.checkpoint_every < 1:
+        raise DataError("steps >= 0, batch >= 1, copies >= 0 and checkpoint-every >= 1, please")
+    if cfg.precision not in ("bf16", "fp32"):
+        raise DataError(f"precision is bf16 or fp32, not {cfg.precision!r}")
+    micro = min(int(cfg.micro_batch or cfg.batch), cfg.batch)
+    if micro < 1 or cfg.batch % micro:
+        raise DataError(f"micro-batch {cfg.micro_batch} must divide the batch {cfg.batch}")
+    accumulate = cfg.batch // micro
+    ds = load_dataset(cfg.data, cfg.limit)
+    teacher_weights = M.read_weights(cfg.weights)
+    versions, skipped = prepare(ds.tracks, cfg.copies, cfg.seed, cfg.workers, cfg.room_cache)
+    if not versions:
+        raise DataError(f"no usable track in {cfg.data}")
+    data_seconds = time.perf_counter() - t_start
+    log(f"robust-teacher: {len(versions)} tracks x {1 + cfg.copies} versions ready in "
+        f"{data_seconds:.0f} s ({len(skipped)} skipped)")
+
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    from edge_genre.train.fit import setup_keras
+
+    keras = setup_keras(cfg.seed)
+    # The teacher is built before the policy changes: its targets stay float32.
+    teacher = M.build_backbone(teacher_weights, CROP_FRAMES, name="teacher")
+    if cfg.precision == "bf16":
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        body = M.build_backbone(teacher_weights, CROP_FRAMES, name="musicnn")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    rng = np.random.default_rng(cfg.seed)
+    crops = Crops(versions, rng)
+    teach = _teacher_fn(teacher)
+    _, stats_clean = crops.draw(max(2, cfg.stats_crops))
+    vecs = _batches(teach, stats_clean, micro)
+    mean = vecs.mean(0).astype(np.float32)
+    # A floor relative to the typical spread: a dimension that barely moves over the sampled
+    # crops (few crops in a short run) must not dominate the loss.
+    std = vecs.std(0)
+    std = np.maximum(std, max(1e-3, 0.1 * float(np.median(std)))).astype(np.float32)
+    del stats_clean, vecs
+    eval_rng = np.random.default_rng(cfg.seed + 1)
+    fixed = Crops(versions, eval_rng)
+    eval_room, eval_clean = fixed.draw(max(1, cfg.eval_crops), room_only=cfg.copies > 0)
+    eval_target = (_batches(teach, eval_clean, micro) - mean) / std
+
+    student = build_student(keras, body, mean, std)
+    # Keras averages the accumulated gradients and counts Adam's steps in whole batches.
+    student.compile(optimizer=keras.optimizers.Adam(
+        cfg.lr, gradient_accumulation_steps=accumulate if accumulate > 1 else None), loss="mse")
+
+    def evaluate() -> dict:
+        res = {}
+        for name, x in (("room", eval_room), ("clean", eval_clean)):
+            pred = _batches(student.predict_on_batch, x, micro)
+            res[f"eval_{name}_mse"] = float(np.mean((pred - eval_target) ** 2))
+        return res
+
+    record = {"job": "robust-teacher", "config": asdict(cfg), "backend": keras.backend.backend(),
+              "device": backend_device(keras), "keras": keras.__version__,
+              "python": platform.python_version(), "cpus": os.cpu_count(),
+              "teacher_weights": str(Path(cfg.weights) if cfg.weights else M.weights_path()),
+              "tracks": len(versions), "skipped": skipped, "rooms": room_method(),
+              "frames_per_track": int(versions[0].shape[1]),
+              "data_seconds": round(data_seconds, 1), "target": "teacher's [penultimate (200), "
+              "tag logits (50)] of the clean crop, standardised per dimension",
+              "target_mean_std": [float(mean.mean()), float(std.mean())],
+              "eval": f"{len(eval_room)} fixed random crops of the same tracks (none is held "
+                      "out): MSE of the copy to the standardised clean target, hearing a room "
+                      "copy (eval_room_mse) and the clean crop (eval_clean_mse)",
+              "eval_before": evaluate(), "evals": [], "losses": [], "step_seconds": [],
+              "steps_done": 0, "stopped_by": None}
+
+    def checkpoint(final: bool = False) -> None:
+        M.save_weights(body_weights(body), out / (WEIGHTS_OUT + ".tmp"))
+        (out / (WEIGHTS_OUT + ".tmp")).replace(out / WEIGHTS_OUT)
+        secs = record["step_seconds"][1:] or record["step_seconds"]  # without the compile step
+        record.update(seconds_per_step=round(float(np.median(secs)), 4) if secs else None,
+                      first_step_seconds=record["step_seconds"][0] if secs else None,
+                      wall_seconds=round(time.perf_counter() - t_start, 1), final=final)
+        _write_json(out / LOG_OUT, record)
+
+    # Reserve for the last checkpoint and evaluation: a few steps' time, at least 10 s.
+    stopped = "steps"
+    for step in range(1, cfg.steps + 1):
+        if cfg.max_seconds is not None:
+            last = record["step_seconds"][-1] if record["step_seconds"] else 0.0
+            if time.perf_counter() - t_start + 3 * last + 10 > cfg.max_seconds:
+                stopped = "max_seconds"
+                break
+        t0 = time.perf_counter()  # the whole step: crops, the teacher's targets, the update
+        heard, clean = crops.draw(cfg.batch)
+        target = (_batches(teach, clean, micro) - mean) / std
+        losses = []
+        for i in range(0, cfg.batch, micro):
+            res = student.train_on_batch(heard[i:i + micro], target[i:i + micro])
+            losses.append(float(res[0] if isinstance(res, (list, tuple)) else res))
+        loss = float(np.mean(losses))
+        record["step_seconds"].append(round(time.perf_counter() - t0, 4))
+        record["losses"].append(round(loss, 5))
+        record["steps_done"] = step
+        if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+            record["evals"].append({"step": step, **evaluate()})
+            checkpoint()
+            log(f"step {step}: loss {np.mean(record['losses'][-cfg.checkpoint_every:]):.4f}, "
+                f"{record['evals'][-1]}, {time.perf_counter() - t_start:.0f} s")
+    record["stopped_by"] = stopped
+    record["evals"].append({"step": record["steps_done"], **evaluate()})
+    checkpoint(final=True)
+    log(f"robust-teacher: {record['steps_done']} steps ({stopped}), before {record['eval_before']}"
+        f", after {record['evals'][-1]}; wrote {out / WEIGHTS_OUT} and {out / LOG_OUT}")
+    return record
+
