@@ -13,7 +13,7 @@ For each: wall time from the call to the last row (worker start-up and model loa
 included, and for Ray the start of its local instance), tracks/s end to end, tracks/s in the
 steady state (from the N-th row to the last, so start-up is out; for Ray an overstatement,
 since its rows reach the driver in blocks), per-core throughput, and milliseconds of one core
-per 4 s window (windows per track from the rows' seconds of audio: 14 for a 30 s excerpt).
+per 4 s window (windows per track from the rows' duration, in seconds: 14 for a 30 s excerpt).
 Ray's overhead per track is the difference of its wall time against the local engine with the
 same workers, end to end and after the first row (its start-up left out). ``--repeats R``
 runs the configurations R times round robin and reports the best of each (a shared machine's
@@ -151,7 +151,7 @@ def run_one(library: Path, engine: str, workers: int, out_dir: Path) -> dict:
 
     def on_row(row: dict) -> None:
         stamps.append(time.perf_counter())
-        windows[0] += windows_of(row["seconds"] or 0)
+        windows[0] += windows_of(row["duration"] or 0)
         if len(stamps) == 1:  # start-up done (Ray's instance and actors, the workers)
             cpu_at_first[0] = _cpu_seconds()
         if len(stamps) == expected:  # every process of the run is still alive: count them
