@@ -13,7 +13,7 @@ For each: wall time from the call to the last row (worker start-up and model loa
 included, and for Ray the start of its local instance), tracks/s end to end, tracks/s in the
 steady state (from the N-th row to the last, so start-up is out; for Ray an overstatement,
 since its rows reach the driver in blocks), per-core throughput, and milliseconds of one core
-per 4 s window (windows per track from the rows' seconds of audio: 14 for a 30 s excerpt).
+per 4 s window (windows per track from the rows' duration, in seconds: 14 for a 30 s excerpt).
 Ray's overhead per track is the difference of its wall time against the local engine with the
 same workers, end to end and after the first row (its start-up left out). ``--repeats R``
 runs the configurations R times round robin and reports the best of each (a shared machine's
@@ -64,7 +64,7 @@ CLUSTER = (4, 4)  # Pi 4 boards x cores each
 def make_library(data: Path, tracks: int, folder: Path) -> list[Path]:
     """``tracks`` symbolic links to the excerpts under ``data`` (cycled: copy k of each file is
     ``k-NAME`` in the file's genre folder)."""
-    from edge_genre.edge.library import walk
+    from edge_genre.edge.walk import walk
 
     sources = [Path(p) for p in walk([str(data)])]
     if not sources:
@@ -139,7 +139,8 @@ def _cpu_seconds() -> float:
 
 
 def run_one(library: Path, engine: str, workers: int, out_dir: Path) -> dict:
-    from edge_genre.edge.library import TagOptions, tag_library, walk
+    from edge_genre.edge.tag_run import TagOptions, tag_library
+    from edge_genre.edge.walk import walk
 
     out = out_dir / f"{engine}-{workers}.csv"
     out.unlink(missing_ok=True)  # a fresh output each time: nothing to resume
@@ -150,7 +151,7 @@ def run_one(library: Path, engine: str, workers: int, out_dir: Path) -> dict:
 
     def on_row(row: dict) -> None:
         stamps.append(time.perf_counter())
-        windows[0] += windows_of(row["seconds"] or 0)
+        windows[0] += windows_of(row["duration"] or 0)
         if len(stamps) == 1:  # start-up done (Ray's instance and actors, the workers)
             cpu_at_first[0] = _cpu_seconds()
         if len(stamps) == expected:  # every process of the run is still alive: count them
@@ -249,7 +250,7 @@ def markdown(record: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from edge_genre.benchmarks.machine import describe
-    from edge_genre.edge.library import usable_cores
+    from edge_genre.edge.track import usable_cores
 
     ap = argparse.ArgumentParser(prog="python -m edge_genre.benchmarks.library_throughput",
                                  description=__doc__.split("\n\n")[0])
@@ -266,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     record = {"schema": SCHEMA, "machine": describe(), "tracks": args.tracks,
               "command": "python -m edge_genre.benchmarks.library_throughput "
                          + " ".join(argv if argv is not None else sys.argv[1:])}
-    from edge_genre.edge.library import ModelInfo
+    from edge_genre.edge.tag_rows import ModelInfo
 
     record["model"] = ModelInfo.load(None, "auto", 1).name
     with tempfile.TemporaryDirectory(prefix="edge-genre-library-") as tmp:

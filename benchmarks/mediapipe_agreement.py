@@ -49,10 +49,11 @@ def agreement(model: Path, reference: Path, data: Path, rates=(None, 44100)) -> 
     from edge_genre.edge import audio as audio_io
     from edge_genre.edge.classifier import Classifier
     from edge_genre.edge.resample import resample
+    from edge_genre.edge.walk import walk
 
     predict = Classifier(reference)
     labels = list(predict.card.labels)
-    files = sorted(p for p in data.rglob("*") if p.suffix.lower() in (".wav", ".au"))
+    files = [Path(p) for p in walk([data], suffixes=(".wav", ".au"))]  # sorted, hidden names left out
     options = mp_audio.AudioClassifierOptions(
         base_options=BaseOptions(model_asset_path=str(model)), max_results=-1)
     rows = []

@@ -75,12 +75,12 @@ def register(sub) -> None:
 
 def audio_files(paths) -> Iterator[tuple[str, str | None]]:
     """(path, problem) for each input, streamed: folders expanded to their audio files by the
-    library walk (``edge.library.walk``, whose docstring is the rule: names sorted, hidden names
+    library walk (``edge.walk.walk``, whose docstring is the rule: names sorted, hidden names
     skipped, links to folders not followed, broken links listed so that the reader says why),
     with the walk's problems (problem not None) in the order they were met."""
     from pathlib import Path
 
-    from edge_genre.edge.library import WalkReport, walk
+    from edge_genre.edge.walk import WalkReport, walk
 
     report = WalkReport()
     told = 0

@@ -1,4 +1,4 @@
-"""``edge-genre tag``: light at import (argparse only); the work is in ``edge.library``.
+"""``edge-genre tag``: light at import (argparse only); the work is in ``edge.tag_run``.
 
 Exit codes: 0 every track classified; 1 some track could not be (an error row each, the
 batch goes on), or a tag could not be written; 2 a usage, model, backend or output-file error
@@ -67,7 +67,7 @@ def local_workers(asked: int | None, cores: int) -> int | None:
 
 
 def run_tag(args) -> int:
-    from edge_genre.edge.library import TagOptions, tag_library
+    from edge_genre.edge.tag_run import TagOptions, tag_library
     from edge_genre.edge.track import usable_cores
 
     if args.engine == "local":

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge_genre.edge.audio import AUDIO_EXTENSIONS
+from edge_genre.edge.walk import is_audio_name
 from edge_genre.errors import DataError
 
 log = logging.getLogger("edge_genre")
@@ -166,4 +167,4 @@ def discover(root: str | Path, artist_index: str | Path | None = "auto") -> Data
 
 def _audio_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+                  if p.is_file() and is_audio_name(p.name, AUDIO_EXTENSIONS))

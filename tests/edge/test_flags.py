@@ -11,7 +11,7 @@ from edge_genre.edge import pace
 from edge_genre.edge.classifier import Classifier
 from edge_genre.edge.cli import hop_note
 from edge_genre.edge.config import ClassifierConfig, PaceConfig
-from edge_genre.edge.library import UsageError, output_format
+from edge_genre.edge.tag_output import UsageError, output_format
 from edge_genre.edge.tag_cli import local_workers
 from edge_genre.errors import EdgeGenreError
 

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 from edge_genre.cli import main
-from edge_genre.edge import library
+from edge_genre.edge import tag_output, tag_pool, tag_progress, tag_rows, walk
 from edge_genre.edge.audio import read
 from edge_genre.edge.track import classify_track
-from edge_genre.edge.library import read_rows
+from edge_genre.edge.tag_output import read_rows
 
 from tests.edge.test_cli import write_wav
 
@@ -107,7 +107,7 @@ def test_rows_match_predict_and_the_per_track_function(tmp_path, capsys):
     rows = read_rows(out)
     assert len(rows) == 6 and len({r["path"] for r in rows}) == 6
     labels = labels_of(rows[0])
-    assert list(rows[0]) == library.columns(labels)
+    assert list(rows[0]) == tag_rows.columns(labels)
 
     # predict --json on the same files (the same default model)
     files = sorted(str(p) for p in lib.rglob("*.*"))
@@ -227,7 +227,7 @@ def test_torn_rows_dropped_and_formats_agree(tmp_path, capsys):
             # the third track, a real one), then a torn one
             third = sorted(str(p) for p in lib.iterdir())[2]
             row = by_path(read_rows(tmp_path / "rows.csv"))[os.path.abspath(third)]
-            journal = library.journal_path(out)
+            journal = tag_output.journal_path(out)
             journal.write_text(json.dumps(row) + "\n" + '{"path": "/torn', encoding="utf-8")
         capsys.readouterr()
         assert main(["tag", str(lib), "--out", str(out)]) == 0
@@ -237,7 +237,7 @@ def test_torn_rows_dropped_and_formats_agree(tmp_path, capsys):
         assert len(rows) == 3 and "/x/y.wav" not in {r["path"] for r in rows}
         if fmt == "parquet":
             assert "0 classified" in err and "3 already" in err  # the journal row was kept
-            assert not library.journal_path(out).exists()
+            assert not tag_output.journal_path(out).exists()
         else:
             assert "1 classified" in err
         results[fmt] = by_path(rows)
@@ -298,28 +298,28 @@ def test_walk_is_streamed_sorted_and_skips_hidden(tmp_path):
         (lib / name).write_bytes(b"x")
     (lib / "dangling.wav").symlink_to(lib / "missing.wav")
     os.mkfifo(lib / "pipe.wav")
-    report = library.WalkReport()
-    walked = library.walk([str(lib)], report=report)
+    report = walk.WalkReport()
+    walked = walk.walk([str(lib)], report=report)
     assert iter(walked) is walked  # a generator, not a list
     names = [os.path.relpath(p, lib) for p in walked]
     assert names == ["a.mp3", "b/1.FLAC", "b/2.wav", "dangling.wav", "e.ogg"]
-    assert report.undecodable == (0 if ".m4a" in library.library_suffixes() else 1)
-    report = library.WalkReport()
-    assert list(library.walk([str(tmp_path / "empty-missing")], report=report)) == []
+    assert report.undecodable == (0 if ".m4a" in walk.library_suffixes() else 1)
+    report = walk.WalkReport()
+    assert list(walk.walk([str(tmp_path / "empty-missing")], report=report)) == []
     assert report.problems and "no such file" in report.problems[0][1]
 
 
 def test_pool_keeps_tracks_in_flight_bounded(tmp_path):
-    info = library.ModelInfo.load(None, "auto", 1)
+    info = tag_rows.ModelInfo.load(None, "auto", 1)
     lib = make_library(tmp_path / "lib", 5, sub=False)
     consumed = [0]
 
     def tracks():
-        for p in library.walk([str(lib)]):
+        for p in walk.walk([str(lib)]):
             consumed[0] += 1
-            yield library.Track.stat(p)
+            yield tag_rows.Track.stat(p)
 
-    pool = library.LocalPool(info, workers=2)
+    pool = tag_pool.LocalPool(info, workers=2)
     got = 0
     try:
         for track, fields in pool.map(tracks()):
@@ -333,13 +333,13 @@ def test_pool_keeps_tracks_in_flight_bounded(tmp_path):
 
 
 def test_a_worker_that_dies_gives_one_error_row_and_is_replaced(tmp_path):
-    info = library.ModelInfo.load(None, "auto", 1)
+    info = tag_rows.ModelInfo.load(None, "auto", 1)
     # A long track keeps the worker busy for seconds (a FIFO did, until FIFOs were refused).
     src = read(excerpt("jazz.00002"))
     y = np.tile(src.samples[:, 0], 20)  # 10 minutes
     long_track = write_wav(tmp_path / "long.wav", y, src.sample_rate)
-    good = library.Track.stat(str(excerpt("jazz.00002")))
-    pool = library.LocalPool(info, workers=1)
+    good = tag_rows.Track.stat(str(excerpt("jazz.00002")))
+    pool = tag_pool.LocalPool(info, workers=1)
 
     def kill_when_reading():
         # The event: the worker has the track open (model loaded, track received). /proc is
@@ -360,7 +360,7 @@ def test_a_worker_that_dies_gives_one_error_row_and_is_replaced(tmp_path):
 
     threading.Thread(target=kill_when_reading, daemon=True).start()
     try:
-        got = list(pool.map([library.Track.stat(str(long_track)), good]))
+        got = list(pool.map([tag_rows.Track.stat(str(long_track)), good]))
     finally:
         pool.close()
     assert [t.path for t, _ in got] == [os.path.abspath(long_track), good.path]
@@ -377,14 +377,14 @@ def test_progress_bar_only_on_a_terminal():
             return True
 
     tty = Tty()
-    bar = library.Progress(tty, enabled=library._isatty(tty))
+    bar = tag_progress.Progress(tty, enabled=tag_progress.isatty(tty))
     bar.total = 10
     bar.start -= 2.0
     bar.show(4, 1, 3, force=True)
     text = tty.getvalue()
     assert "4/10" in text and "tracks/s" in text and "ETA 0:03" in text and "1 errors" in text
     plain = io.StringIO()
-    bar = library.Progress(plain, enabled=library._isatty(plain))
+    bar = tag_progress.Progress(plain, enabled=tag_progress.isatty(plain))
     bar.show(4, 0, 0, force=True)
     bar.finish(4, 0, 0)
     assert plain.getvalue() == ""
@@ -396,7 +396,7 @@ def test_runtime_stays_light(tmp_path):
     code = f"""
 import sys
 from edge_genre.cli import main
-import edge_genre.edge.library, edge_genre.edge.tags, edge_genre.edge.ray_engine
+import edge_genre.edge.tag_run, edge_genre.edge.tag_files, edge_genre.edge.tag_ray
 import edge_genre.edge.tag_cli
 rc = main(["tag", {str(src)!r}, "--out", {str(tmp_path / "rows.csv")!r}, "-q", "--workers", "1"])
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in

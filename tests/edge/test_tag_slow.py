@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from edge_genre.cli import main
-from edge_genre.edge.library import read_rows
+from edge_genre.edge.tag_output import read_rows
 
 from tests.conftest import REPO
 from tests.edge.test_tag import make_library

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 
 from edge_genre.cli import main
-from edge_genre.edge.library import read_rows
+from edge_genre.edge.tag_output import read_rows
 
 from tests.conftest import gtzan_file
 
 mutagen = pytest.importorskip("mutagen", reason="--write-tags needs mutagen (the 'tags' extra)")
 sf = pytest.importorskip("soundfile", reason="the test makes mp3/flac/ogg copies with soundfile")
 
-from edge_genre.edge import tags  # noqa: E402
+from edge_genre.edge import tag_files as tags  # noqa: E402
 
 FORMATS = {"mp3": dict(format="MP3", subtype="MPEG_LAYER_III"),
            "ogg": dict(format="OGG", subtype="VORBIS"),

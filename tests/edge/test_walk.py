@@ -1,10 +1,10 @@
-"""The one folder walk (edge.library.walk), which `tag` streams and `predict` expands folders with."""
+"""The one folder walk (edge.walk.walk), which `tag` streams and `predict` expands folders with."""
 import os
 from pathlib import Path
 
 import pytest
 
-from edge_genre.edge import library
+from edge_genre.edge.walk import walk
 from edge_genre.edge.cli import audio_files
 
 needs_links = pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symbolic links here")
@@ -24,7 +24,7 @@ def test_walk_order_is_the_order_of_sorted_paths(tmp_path):
     lib = tmp_path / "lib"
     _touch(lib, "a/z.wav", "a.wav", "a-b.wav", "a b/y.wav", "B.wav", "b/x.mp3", "b/a/q.ogg",
            "\u00e9.wav", "10.wav", "9.wav")
-    walked = list(library.walk([str(lib)]))
+    walked = list(walk([str(lib)]))
     assert walked == [str(p) for p in sorted(Path(p) for p in walked)]
     assert [os.path.relpath(p, lib) for p in walked] == [
         "10.wav", "9.wav", "B.wav", "a/z.wav", "a b/y.wav", "a-b.wav", "a.wav", "b/a/q.ogg",
@@ -42,10 +42,10 @@ def test_walk_takes_file_links_and_broken_links_not_folder_links_or_hidden(tmp_p
     (lib / "to-folder").symlink_to(elsewhere, target_is_directory=True)
     (lib / "to-folder.wav").symlink_to(elsewhere, target_is_directory=True)
     os.mkfifo(lib / "pipe.wav")
-    names = [os.path.relpath(p, lib) for p in library.walk([str(lib)])]
+    names = [os.path.relpath(p, lib) for p in walk([str(lib)])]
     assert names == ["dangling.wav", "loop.wav", "real.wav", "to-file.wav"]
     # A folder given through a link is walked; a hidden file given by name is taken.
-    assert list(library.walk([str(lib / "to-folder"), str(lib / ".hidden.wav")])) == [
+    assert list(walk([str(lib / "to-folder"), str(lib / ".hidden.wav")])) == [
         str(lib / "to-folder" / "o.wav"), str(lib / ".hidden.wav")]
 
 

@@ -77,9 +77,9 @@ def _quiet_ray(show_progress: bool) -> None:
 
 def classify(tracks: Iterable, info, workers: int | None = None, address: str | None = None,
              threads: int = 1, show_progress: bool = False) -> Iterator[tuple]:
-    """(track, fields) for each track (``library.Track``), as Ray finishes them.
+    """(track, fields) for each track (``tag_rows.Track``), as Ray finishes them.
 
-    ``info``: ``library.ModelInfo`` (the model file is read here and sent to the actors).
+    ``info``: ``tag_rows.ModelInfo`` (the model file is read here and sent to the actors).
     ``workers``: actors (default: the local instance's cores, or the cluster's CPUs)."""
     require()
     import ray
