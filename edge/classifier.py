@@ -3,7 +3,11 @@
 ``Classifier.push(samples, sample_rate)`` takes audio in blocks of any size at any rate (resampled
 to the model's rate with a streaming ``Resampler``), cuts it into the card's windows (4 s every
 2 s by default) with a ``StreamingFrontend`` that computes each STFT frame once, runs the model,
-and returns one ``Decision`` per completed window. ``Classifier.classify(y, sample_rate)`` does a
+and returns one ``Decision`` per completed window. It is the one place that waits for a window:
+blocks are held until they complete the next one, then resampled and cut at once (a microphone's
+100 ms blocks cost one resampler pass and one front-end call a hop). ``reset(keep_clock=True)``
+starts a new stream after a gap (a capture device reopened) whose windows go on numbering and
+counting stream time. ``Classifier.classify(y, sample_rate)`` does a
 whole track the same way (same windows, same features) and averages the windows' probabilities,
 as the paper does for a track. The window rule and the track mean are ``edge.windowing``'s, the
 ones training and evaluation use.
@@ -336,12 +340,25 @@ class Classifier:
             return StreamingWindows(self.window_samples, self.hop_samples)
         return StreamingFrontend(self.frontend, self.window_samples, self.hop_samples)
 
-    def reset(self) -> None:
-        """Forget the stream: the next push starts at time 0."""
+    def reset(self, keep_clock: bool = False) -> None:
+        """End the stream: the next push starts a new one, at any rate; held audio is dropped.
+
+        ``keep_clock=False``: window 0 at time 0. ``keep_clock=True`` (a device reopened after
+        an outage): no window spans the gap and smoothing starts afresh, but the windows go on
+        numbering from the last one and stream time from the end of the audio pushed so far."""
+        if keep_clock:
+            self._index_offset += self._index
+            self._time_offset += self._received / self._rate if self._rate else 0.0
+        else:
+            self._index_offset, self._time_offset = 0, 0.0
         self._stream = self.windows()
         self._smoother = _Smoother(self.config.smoothing)
         self._resampler: Resampler | None = None
-        self._index = 0
+        self._rate: int | None = None  # of this stream's input, set by its first push
+        self._index = 0  # windows decided in this stream
+        self._received = 0  # input samples pushed in this stream, held ones included
+        self._held: list[np.ndarray] = []  # input not yet resampled: short of the next window
+        self._held_n = 0
 
     @property
     def stream_stats(self) -> dict:
@@ -354,28 +371,49 @@ class Classifier:
 
     def push(self, samples: np.ndarray, sample_rate: int | None = None) -> list[Decision]:
         """Add audio (mono, or (frames, channels) which is averaged) at ``sample_rate`` (default
-        the model's); return a Decision for each window it completes (often none)."""
+        the model's); return a Decision for each window it completes (often none).
+
+        Input is held until it completes the next window (``Resampler.inputs_for`` its end) and
+        is then resampled and cut at once: a live caller pushing 100 ms blocks pays for the
+        resampler's products and a front-end call once a hop, not ten times a second, and each
+        decision still comes out of the very push that completes its window."""
         rate = int(sample_rate or self.sample_rate)
-        y = to_mono(np.asarray(samples, dtype=np.float32))
-        if rate != self.sample_rate:
-            if self._resampler is None or self._resampler.in_rate != rate:
-                if self._resampler is not None:
-                    raise ValueError(f"the stream's rate changed from {self._resampler.in_rate} "
-                                     f"to {rate} Hz; call reset() first")
+        if rate != self._rate:
+            if self._rate is not None:
+                raise ValueError(f"the stream's rate changed from {self._rate} to {rate} Hz; "
+                                 "call reset() first")
+            self._rate = rate
+            if rate != self.sample_rate:
                 self._resampler = Resampler(rate, self.sample_rate)
-            y = self._resampler.process(y)
+        y = to_mono(np.asarray(samples, dtype=np.float32))
+        if len(y):
+            self._held.append(y)
+            self._held_n += len(y)
+            self._received += len(y)
         out = []
-        # Feed up to each window's end separately so every window gets its own level and latency.
-        while len(y):
-            next_end = (window_span(self._index, self.frontend, self.window_config)[1]
-                        - self._stream.samples_seen)
-            take = len(y) if next_end <= 0 else min(len(y), next_end)
+        while True:  # a window at a time, so that each gets its own level and latency
+            end = window_span(self._index, self.frontend, self.window_config)[1]
+            need = (self._resampler.inputs_for(end) if self._resampler is not None else end)
+            need = max(1, need - (self._received - self._held_n))  # less what went in
+            if self._held_n < need:
+                if self._held and isinstance(samples, np.ndarray) and np.may_share_memory(
+                        self._held[-1], samples):
+                    self._held[-1] = self._held[-1].copy()  # the caller may reuse its buffer
+                return out
+            x = self._take(need)
+            if self._resampler is not None:
+                x = self._resampler.process(x)
             t0 = time.perf_counter()
-            block, y = y[:take], y[take:]
-            for window, x in self._stream.push_windows(block):
-                out.append(self._decide_window(x, window, t0))
+            for window, features in self._stream.push_windows(x):
+                out.append(self._decide_window(features, window, t0))
                 t0 = time.perf_counter()
-        return out
+
+    def _take(self, n: int) -> np.ndarray:
+        """The first ``n`` held input samples (the rest stay held)."""
+        y = self._held[0] if len(self._held) == 1 else np.concatenate(self._held)
+        self._held = [y[n:]] if n < len(y) else []
+        self._held_n = len(y) - n
+        return y[:n]
 
     def gate(self, window: np.ndarray) -> tuple[float, bool]:
         """A window's RMS level (dBFS) and whether the silence gate holds it back."""
@@ -390,8 +428,9 @@ class Classifier:
         latency = (time.perf_counter() - t0) * 1e3
         i = self._index
         self._index += 1
-        start = window_span(i, self.frontend, self.window_config)[0] / self.sample_rate
-        return Decision(index=i, start=start, end=start + self.window_seconds, labels=self.labels,
+        start = (window_span(i, self.frontend, self.window_config)[0] / self.sample_rate
+                 + self._time_offset)
+        return Decision(index=self._index_offset + i, start=start, end=start + self.window_seconds, labels=self.labels,
                         probs=probs, smoothed=self._smoother.update(probs, silent),
                         level_dbfs=float(level), silent=silent, latency_ms=latency)
 

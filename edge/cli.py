@@ -160,6 +160,7 @@ def _listen(args) -> int:
     import time
 
     from edge_genre.edge import mic, views
+    from edge_genre.edge.live import LiveLoop, Overflow
 
     log = logging.getLogger("edge_genre.listen")
     if args.list_devices:
@@ -180,70 +181,50 @@ def _listen(args) -> int:
     slow = pace.check(clf, clf.hop_seconds)  # once, before the microphone's audio is read
     if slow:
         log.warning("%s", slow)
-    microphone.stall_seconds = 2 * clf.hop_seconds  # no audio for two hops: the device is lost
     view = None if args.json else views.LiveView()
-    received = 0  # device samples, over every reopening
-    seconds = 0.0  # seconds of audio, over every reopening (the rate may change)
-    reported_overflows = 0
     gave_up = None
     with microphone:
-        rate = microphone.sample_rate
-        feeder = mic.WindowFeeder(clf, rate)
+        loop = LiveLoop(microphone, clf, seconds=args.seconds)
 
         def source_text() -> str:
-            return (f"{microphone.device.name} @ {rate} Hz -> {clf.sample_rate} Hz, "
-                    f"window {clf.window_seconds:g} s, hop {clf.hop_seconds:g} s")
-
-        def emit(decisions) -> None:
-            for d in decisions:
-                if args.json:
-                    print(views.json_line(views.listen_record(d, rate, microphone.overflows,
-                                                              time.time())), flush=True)
-                else:
-                    view.show(d, source_text(), microphone.overflows)
+            return (f"{microphone.device.name} @ {microphone.sample_rate} Hz -> "
+                    f"{clf.sample_rate} Hz, window {clf.window_seconds:g} s, "
+                    f"hop {clf.hop_seconds:g} s")
 
         print(f"edge-genre listen: device {microphone.device.index} ({microphone.device.name}) "
-              f"opened at {rate} Hz, {microphone.channels} ch; model {clf.runner.path.name} "
-              f"({clf.runner.backend})", file=sys.stderr, flush=True)
+              f"opened at {microphone.sample_rate} Hz, {microphone.channels} ch; model "
+              f"{clf.runner.path.name} ({clf.runner.backend})", file=sys.stderr, flush=True)
         if view:
             view.waiting(source_text())
         try:
-            while True:
-                item = microphone.read(timeout=1.0)
-                if item is None:
-                    continue
-                if isinstance(item, mic.DeviceEvent):
+            for item in loop:
+                if isinstance(item, Overflow):
+                    log.warning("input overflow: %d block(s) lost so far (the machine is busy)",
+                                item.total)
+                elif not isinstance(item, mic.DeviceEvent):  # a window's decision
+                    if args.json:
+                        print(views.json_line(views.listen_record(
+                            item, microphone.sample_rate, microphone.overflows, time.time())),
+                            flush=True)
+                    else:
+                        view.show(item, source_text(), microphone.overflows)
+                else:
                     if item.event != "device_gave_up":  # said once, as the closing error line
                         print(f"edge-genre listen: {item.message}", file=sys.stderr, flush=True)
+                    else:
+                        gave_up = item
                     if args.json:
                         print(views.json_line({**item.to_dict(), "time": round(time.time(), 3)}),
                               flush=True)
                     elif view.redraw:
                         view._drawn = 0  # the message went below the screen: draw a new one
-                    if item.event == "device_restored":
-                        rate = microphone.sample_rate
-                        feeder.restart(rate)  # a fresh stream: no window spans the gap
-                    elif item.event == "device_gave_up":
-                        gave_up = item
-                        break
-                    continue
-                received += len(item)
-                seconds += len(item) / rate
-                emit(feeder.add(item))
-                if microphone.overflows > reported_overflows:
-                    log.warning("input overflow: %d block(s) lost so far (the machine is busy)",
-                                microphone.overflows)
-                    reported_overflows = microphone.overflows
-                if args.seconds and seconds >= args.seconds - 1e-9:
-                    emit(feeder.flush())
-                    break
         except KeyboardInterrupt:
             pass
-    print(f"edge-genre listen: stopped after {seconds:.1f} s of audio, "
+    print(f"edge-genre listen: stopped after {loop.seconds_heard:.1f} s of audio, "
           f"{microphone.overflows} overflow(s)", file=sys.stderr, flush=True)
     if gave_up is not None:
         print(f"edge-genre listen: error: {gave_up.message}"
-              + ("; it never delivered audio" if received == 0 else ""),
+              + ("; it never delivered audio" if loop.samples_heard == 0 else ""),
               file=sys.stderr, flush=True)
         return mic.DeviceLost.exit_code
     return 0

@@ -15,24 +15,22 @@ server) is seen again; the first audio after a reopening gives "device_restored"
 is not back within ``reconnect_timeout`` it gives "device_gave_up", and the next read raises
 ``DeviceLost`` (exit status 3 in ``listen``).
 
-Cost. ``WindowFeeder`` holds the blocks until they complete the next window and pushes them to
-the classifier at once, so that resampling and the front-end run once per hop instead of once
-per 100 ms block; ``single_thread_blas`` keeps numpy's OpenBLAS from waking a worker thread that
-then spins for each of the small matrix products a hop needs (see ``benchmarks/live_cost.py``).
+Cost. ``single_thread_blas`` keeps numpy's OpenBLAS from waking a worker thread that then spins
+for each of the small matrix products a hop needs (see ``benchmarks/live_cost.py``); that the
+products come once a hop, not once a 100 ms block, is ``Classifier.push``'s doing. What reads
+these blocks for ``listen`` and ``serve`` is ``edge.live.LiveLoop``.
 """
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from edge_genre.edge.backends import quiet_native_stderr
-from edge_genre.edge.windowing import window_span
 from edge_genre.errors import DeviceError
 
 log = logging.getLogger("edge_genre.mic")
@@ -334,6 +332,11 @@ class LiveMicrophone:
         return self._lost_since is not None
 
     @property
+    def stopped(self) -> bool:
+        """The ``stop`` event is set: the reader is asked to end."""
+        return self._stop.is_set()
+
+    @property
     def _stall(self) -> float:
         return max(MIN_STALL_SECONDS, self.stall_seconds)
 
@@ -491,75 +494,3 @@ def single_thread_blas() -> bool:
                 break
     return done
 
-
-class WindowFeeder:
-    """Device blocks to ``Classifier.push``, a window at a time.
-
-    Pushing each 100 ms block as it comes costs a resampler pass (a small matrix product per
-    polyphase phase: 160 of them from 44.1 kHz) and a front-end call per block, while decisions
-    come once per hop. The feeder holds the blocks until they complete the next window (its end
-    plus the resampler's look-ahead, in device samples) and then pushes them at once: the same
-    samples in the same order, so the same decisions, out at the same block as before.
-
-    ``restart(rate)`` begins a fresh stream after the device was lost and reopened (perhaps at
-    another rate): the classifier is reset (no window spans the gap, and smoothing starts
-    afresh) and the decisions go on numbering their windows and counting stream time from where
-    the last stream stopped.
-    """
-
-    def __init__(self, classifier, rate: int):
-        self.classifier = classifier
-        self.pushed = 0  # device samples pushed since the last (re)start
-        self._index_offset = 0
-        self._time_offset = 0.0
-        self._start(rate)
-
-    def _start(self, rate: int) -> None:
-        from edge_genre.edge.resample import Resampler
-
-        clf = self.classifier
-        self.rate = int(rate)
-        self._pending: list[np.ndarray] = []
-        self._pending_n = 0
-        self.pushed = 0
-        self._decided = 0
-        self._ratio = self.rate / clf.sample_rate
-        if self.rate == clf.sample_rate:
-            self._lookahead = 0
-        else:  # what the classifier's streaming resampler needs ahead, and a margin
-            self._lookahead = Resampler(self.rate, clf.sample_rate).lookahead + 2
-
-    def _needed(self) -> int:
-        clf = self.classifier
-        end = window_span(self._decided, clf.frontend, clf.window_config)[1]  # model samples
-        return math.ceil(end * self._ratio) + self._lookahead
-
-    def add(self, block: np.ndarray) -> list:
-        """Take a block; the decisions it completes (usually none)."""
-        self._pending.append(block)
-        self._pending_n += len(block)
-        if self.pushed + self._pending_n < self._needed():
-            return []
-        return self.flush()
-
-    def flush(self) -> list:
-        """Push what is held now; the decisions it completes."""
-        if not self._pending:
-            return []
-        y = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
-        self._pending, self._pending_n = [], 0
-        self.pushed += len(y)
-        out = self.classifier.push(y, self.rate)
-        self._decided += len(out)
-        if self._index_offset or self._time_offset:
-            out = [replace(d, index=d.index + self._index_offset,
-                           start=d.start + self._time_offset, end=d.end + self._time_offset)
-                   for d in out]
-        return out
-
-    def restart(self, rate: int) -> None:
-        """A new stream at ``rate`` (after a reopening); held audio is dropped."""
-        self._index_offset += self._decided
-        self._time_offset += (self.pushed + self._pending_n) / self.rate
-        self.classifier.reset()
-        self._start(rate)

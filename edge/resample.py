@@ -154,6 +154,16 @@ class Resampler:
         self.lookahead = 0 if self.identity else self._half
         self.reset()
 
+    def inputs_for(self, n_out: int) -> int:
+        """Input samples (from the start) after which ``process`` has given ``n_out`` outputs in
+        all: a caller may hold input back until then without delaying any of those outputs."""
+        if n_out <= 0:
+            return 0
+        if self.identity:
+            return n_out
+        # Output n - 1 needs inputs up to floor((n - 1) * down / up) + half (see _emit).
+        return (n_out - 1) * self.down // self.up + self._half + 1
+
     def reset(self) -> None:
         half = 0 if self.identity else self._half
         # Input before the start counts as zeros: keep `half` of them as history.

@@ -1,9 +1,9 @@
 """What the server's microphone hears, pushed to web pages as server-sent events.
 
 One ``LiveHub`` per server hands the live events to its subscribers (the pages listening) and
-runs a ``LiveCapture``, the thread that owns the microphone (``edge.mic.LiveMicrophone`` ->
-``Classifier.push``) and feeds it: the first subscriber starts the capture, every subscriber gets
-each hop's decision, and the thread closes the device when the last one leaves. A device that
+runs a ``LiveCapture``: the thread that owns the microphone and runs ``edge.live.LiveLoop``, the
+loop ``listen`` runs. The first subscriber starts the capture, every subscriber gets each hop's
+decision, and the thread closes the device when the last one leaves. A device that
 cannot be opened (no microphone, no PortAudio, a busy device) ends every subscriber's stream with
 one ``error`` event that says why, instead of a broken connection.
 
@@ -86,9 +86,9 @@ class _Subscriber:
 
 
 class LiveCapture:
-    """The capture loop: one thread that reads the microphone (``edge.mic.LiveMicrophone``),
-    classifies every hop (``Classifier.push`` through a ``WindowFeeder``) and hands each event, as
-    server-sent event text, to ``publish``. It knows nothing of the subscribers.
+    """The capture thread: it runs the live loop (``edge.live.LiveLoop``, the one ``listen``
+    runs: microphone blocks to decisions and device events) and hands each, as server-sent event
+    text, to ``publish``. It knows nothing of the subscribers.
 
     Parameters
     ----------
@@ -155,7 +155,8 @@ class LiveCapture:
         return self._classifier
 
     def _run(self, stop: threading.Event) -> None:
-        from edge_genre.edge.mic import DeviceEvent, LiveMicrophone, WindowFeeder
+        from edge_genre.edge.live import LiveLoop, Overflow
+        from edge_genre.edge.mic import DeviceEvent, LiveMicrophone
         from edge_genre.errors import EdgeGenreError
 
         publish = self._publish
@@ -163,11 +164,9 @@ class LiveCapture:
             s = self.settings
             microphone = LiveMicrophone(s.device, reconnect_timeout=s.reconnect_timeout, stop=stop)
             clf = self._load_classifier()
-            microphone.stall_seconds = s.stall_seconds or 2 * clf.hop_seconds
             with microphone:
-                rate = microphone.sample_rate
                 log.info("live: device %d (%s) open at %d Hz", microphone.device.index,
-                         microphone.device.name, rate)
+                         microphone.device.name, microphone.sample_rate)
 
                 def listening(**extra) -> str:
                     return sse("status", {
@@ -177,30 +176,23 @@ class LiveCapture:
                         "hop_seconds": round(clf.hop_seconds, 3), **extra})
 
                 publish(listening())
-                feeder = WindowFeeder(clf, rate)
-                while not stop.is_set():
-                    item = microphone.read(timeout=0.5)
-                    if item is None:
-                        continue
-                    if isinstance(item, DeviceEvent):
-                        if item.event == "device_lost":
-                            log.warning("live: %s", item.message)
-                            publish(sse("status", {"state": "device_lost", **item.to_dict()}))
-                        elif item.event == "device_restored":
-                            log.info("live: %s", item.message)
-                            rate = microphone.sample_rate
-                            feeder.restart(rate)  # a fresh stream: no window spans the gap
-                            publish(listening(restored=True, message=item.message))
-                        else:  # gave up: the streams end with the reason
-                            log.warning("live: %s", item.message)
-                            publish(sse("error", {"error": item.message}))
-                            break
-                        continue
-                    for d in feeder.add(item):
+                for item in LiveLoop(microphone, clf, stall_seconds=s.stall_seconds):
+                    if isinstance(item, Overflow):
+                        continue  # each decision event carries the count
+                    if not isinstance(item, DeviceEvent):
                         # The decision's one shape (as `listen --json`), without the CLI's
                         # deprecated keys.
-                        publish(sse("decision", {**d.to_dict(deprecated_keys=False),
+                        publish(sse("decision", {**item.to_dict(deprecated_keys=False),
                                                  "overflows": microphone.overflows}))
+                    elif item.event == "device_lost":
+                        log.warning("live: %s", item.message)
+                        publish(sse("status", {"state": "device_lost", **item.to_dict()}))
+                    elif item.event == "device_restored":
+                        log.info("live: %s", item.message)
+                        publish(listening(restored=True, message=item.message))
+                    else:  # gave up (the loop ends): the streams end with the reason
+                        log.warning("live: %s", item.message)
+                        publish(sse("error", {"error": item.message}))
         except EdgeGenreError as exc:  # no device, no PortAudio, a model that will not load
             log.warning("live: %s", exc)
             publish(sse("error", {"error": str(exc)}))

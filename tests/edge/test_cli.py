@@ -103,7 +103,7 @@ def test_runtime_never_imports_tensorflow_keras_librosa(int8_tflite):
     """Importing every edge module and running predict leaves TF, Keras and librosa unloaded."""
     code = f"""
 import sys
-import edge_genre.edge.backends, edge_genre.edge.classifier, edge_genre.edge.mic
+import edge_genre.edge.backends, edge_genre.edge.classifier, edge_genre.edge.mic, edge_genre.edge.live
 import edge_genre.edge.views, edge_genre.edge.cli, edge_genre.edge.frontend, edge_genre.edge.audio
 from edge_genre.cli import main
 rc = main(["predict", "--model", {str(int8_tflite)!r}, {str(gtzan_file('jazz.00002'))!r}])

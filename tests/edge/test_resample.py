@@ -31,6 +31,20 @@ def test_streaming_equals_whole(block):
     np.testing.assert_array_equal(np.concatenate(parts), whole)
 
 
+@pytest.mark.parametrize("rates", [(44100, 16000), (48000, 16000), (8000, 16000),
+                                   (16000, 16000), (383987, 16000)])
+def test_inputs_for_is_the_least_input_that_gives_n_outputs(rates):
+    """What Classifier.push holds input back by: one sample less delays the n-th output."""
+    rng = np.random.default_rng(0)
+    for n_out in [1, 2, 7, 64000, 64001] + list(rng.integers(1, 70000, 20)):
+        r = Resampler(*rates)
+        need = r.inputs_for(int(n_out))
+        got = len(r.process(np.zeros(need - 1)))
+        assert got < n_out
+        assert got + len(r.process(np.zeros(1))) >= n_out
+    assert Resampler(*rates).inputs_for(0) == 0
+
+
 def test_rejects_nonsense_rates():
     with pytest.raises(ValueError):
         Resampler(0, 16000)

@@ -1,12 +1,16 @@
 """The live capture path's logic without a sound server (fast, not marked live).
 
-* ``WindowFeeder``: holding the 100 ms capture blocks until they complete a window, then pushing
-  them at once, gives exactly the decisions that pushing every block gives, out at the same
-  block, with about one ``Classifier.push`` per hop instead of ten per second (the cost fix).
+* ``Classifier.push``: holding the 100 ms capture blocks until they complete a window, then
+  resampling and cutting them at once, gives exactly the decisions of the whole stream, each out
+  at the block that completes its window, with one front-end call per hop instead of ten per
+  second (the cost fix); ``reset(keep_clock=True)`` after a reopening goes on numbering.
 * ``LiveMicrophone``: a device that ends or goes quiet is reported lost, reopened with backoff
   (0.5 s doubling to 5 s), reported restored on its first block, and given up after
   ``reconnect_timeout`` (``DeviceLost``, exit status 3). PortAudio is replaced by a scripted
   device and the clock by a fake one, so the schedule is checked exactly.
+* ``LiveLoop`` (what ``listen`` and ``serve`` both run) on that scripted device: decisions,
+  device events and overflows in order, window numbers and stream time going on after a
+  reopening, the end after ``seconds`` of audio or after giving up.
 """
 from __future__ import annotations
 
@@ -32,57 +36,57 @@ def blocks(live_model):
     return [y[i:i + BLOCK] for i in range(0, len(y), BLOCK)]
 
 
-class CountingClassifier:
-    """A Classifier that counts its push calls."""
-
-    def __init__(self, model):
-        from edge_genre.edge.classifier import Classifier
-
-        self.clf = Classifier(model)
-        self.pushes = 0
-
-    def __getattr__(self, name):
-        return getattr(self.clf, name)
-
-    def push(self, samples, rate):
-        self.pushes += 1
-        return self.clf.push(samples, rate)
+def counted_stream_pushes(clf) -> list:
+    """Record the length of each block ``clf``'s window cut is given (its front-end calls)."""
+    calls = []
+    inner = clf._stream.push_windows
+    clf._stream.push_windows = lambda y: calls.append(len(y)) or inner(y)
+    return calls
 
 
-def test_feeder_gives_the_same_decisions_at_the_same_block_with_a_push_per_hop(live_model, blocks):
-    direct = CountingClassifier(live_model)
-    fed = CountingClassifier(live_model)
-    feeder = mic.WindowFeeder(fed, RATE)
-    want, got = [], []
+def test_push_holds_blocks_to_a_window_and_decides_at_the_same_block(live_model, blocks):
+    from edge_genre.edge.classifier import Classifier
+    from edge_genre.edge.resample import Resampler
+
+    clf = Classifier(live_model)
+    calls = counted_stream_pushes(clf)
+    got = [(i, d) for i, block in enumerate(blocks) for d in clf.push(block, RATE)]
+    whole = Classifier(live_model).push(np.concatenate(blocks), RATE)
+    # Unheld, window k would come out of the first block after which the resampler has given
+    # its end sample: held, it must come no later.
+    ends = [round(d.end * clf.sample_rate) for d in whole]
+    r, outputs, due = Resampler(RATE, clf.sample_rate), 0, []
     for i, block in enumerate(blocks):
-        want += [(i, d) for d in direct.push(block, RATE)]
-        got += [(i, d) for d in feeder.add(block)]
-    assert len(want) == 8  # windows ending at 4, 6, ..., 18 s (the one at 20 s needs look-ahead)
-    assert [i for i, _ in got] == [i for i, _ in want]  # no decision comes later
-    for (_, a), (_, b) in zip(want, got):
+        outputs += len(r.process(block))
+        due += [i for e in ends[len(due):] if e <= outputs]
+    assert len(got) == len(due) == 8  # windows ending at 4, 6, ..., 18 s (20 s needs look-ahead)
+    assert [i for i, _ in got] == due
+    for (_, a), b in zip(got, whole):
         assert (a.index, a.start, a.end, a.silent) == (b.index, b.start, b.end, b.silent)
-        np.testing.assert_allclose(b.probs, a.probs, atol=1e-6)
-        np.testing.assert_allclose(b.level_dbfs, a.level_dbfs, atol=1e-4)
-    assert direct.pushes == len(blocks)
-    assert fed.pushes <= len(want) + 1  # one push per window, not one per 100 ms block
+        np.testing.assert_allclose(a.probs, b.probs, atol=1e-6)
+        np.testing.assert_allclose(a.level_dbfs, b.level_dbfs, atol=1e-4)
+    assert len(calls) == len(got)  # one front-end call per window, not one per 100 ms block
 
 
-def test_feeder_restart_starts_a_fresh_stream_that_continues_the_numbering(live_model, blocks):
-    fed = CountingClassifier(live_model)
-    feeder = mic.WindowFeeder(fed, RATE)
-    first = [d for b in blocks[:55] for d in feeder.add(b)]  # 5.5 s: one window, 1.5 s held
-    assert [d.index for d in first] == [0]
-    feeder.restart(48000)  # reopened, at another rate
-    y = np.concatenate(blocks[55:]).astype(np.float32)
+def test_reset_keeping_the_clock_starts_a_fresh_stream_that_continues_the_numbering(live_model,
+                                                                                   blocks):
+    from edge_genre.edge.classifier import Classifier
     from edge_genre.edge.resample import resample
 
-    y48 = resample(y, RATE, 48000)
+    clf = Classifier(live_model)
+    first = [d for b in blocks[:55] for d in clf.push(b, RATE)]  # 5.5 s: one window, 1.5 s held
+    assert [d.index for d in first] == [0]
+    clf.reset(keep_clock=True)  # the device reopened, at another rate
+    y48 = resample(np.concatenate(blocks[55:]), RATE, 48000)
     step = int(48000 * mic.BLOCK_SECONDS)
-    after = [d for i in range(0, len(y48), step) for d in feeder.add(y48[i:i + step])]
+    after = [d for i in range(0, len(y48), step) for d in clf.push(y48[i:i + step], 48000)]
     assert [d.index for d in after] == list(range(1, 1 + len(after)))
     assert after[0].start == pytest.approx(5.5, abs=1e-6)  # stream time goes on: 5.5 s before
     assert after[0].end == pytest.approx(9.5, abs=1e-6)  # a whole window after the gap
     assert np.diff([d.start for d in after]) == pytest.approx(2.0)
+    np.testing.assert_array_equal(after[0].smoothed, after[0].probs)  # smoothing starts afresh
+    clf.reset()  # a new stream from scratch: window 0 at time 0
+    assert [(d.index, d.start) for d in clf.push(y48[:48000 * 5], 48000)][:1] == [(0, 0.0)]
 
 
 # ----------------------------------------------------------------------------- LiveMicrophone
@@ -104,6 +108,9 @@ class FakeStop:
 
     def wait(self, seconds):
         self.clock.now += max(0.0, seconds)
+        return False
+
+    def is_set(self):
         return False
 
 
@@ -219,3 +226,46 @@ def test_quiet_device_counts_as_lost_after_the_stall_and_gives_up(world):
     with pytest.raises(mic.DeviceLost) as raised:
         m.read()
     assert raised.value.exit_code == 3
+
+
+# ----------------------------------------------------------------------------- LiveLoop
+
+
+def test_live_loop_goes_on_numbering_through_a_lost_device_and_ends_when_it_gives_up(
+        world, live_model):
+    from edge_genre.edge.classifier import Classifier
+    from edge_genre.edge.live import LiveLoop, Overflow
+
+    clock = world.clock
+    m = mic.LiveMicrophone("usb", reconnect_timeout=10, stop=FakeStop(clock), clock=clock)
+    m.open()
+    clf = Classifier(live_model)
+    loop = LiveLoop(m, clf)
+    assert m.stall_seconds == 2 * clf.hop_seconds  # two hops without audio: lost
+    items = iter(loop)
+    first = [next(items) for _ in range(2)]  # windows ending at 4 and 6 s (of silence)
+    assert [d.index for d in first] == [0, 1] and all(d.silent for d in first)
+    world.present, world.mode = False, "ended"  # pulled
+    assert next(items).event == "device_lost"
+    heard = loop.seconds_heard
+    world.present, world.mode = True, "audio"
+    assert next(items).event == "device_restored"
+    after = next(items)
+    assert after.index == 2  # a fresh stream (no window spans the gap) that numbers on
+    assert (after.start, after.end) == pytest.approx((heard, heard + 4.0))
+    m._mic.overflows = 3  # the capture lost blocks
+    overflow = next(item for item in items if not isinstance(item, type(after)))
+    assert overflow == Overflow(3)
+    world.present, world.mode = False, "ended"  # pulled for good
+    rest = list(items)
+    assert [i.event for i in rest] == ["device_lost", "device_gave_up"]  # and the loop ended
+
+
+def test_live_loop_stops_after_the_seconds_asked_for(world, live_model):
+    from edge_genre.edge.classifier import Classifier
+    from edge_genre.edge.live import LiveLoop
+
+    m = mic.LiveMicrophone("usb", stop=FakeStop(world.clock), clock=world.clock).open()
+    loop = LiveLoop(m, Classifier(live_model), seconds=5.0)
+    assert [d.index for d in loop] == [0]  # the window ending at 4 s
+    assert loop.seconds_heard == pytest.approx(5.0) and loop.samples_heard == 5 * 48000
