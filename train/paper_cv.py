@@ -68,7 +68,7 @@ def windows_parallel(tracks, frontend, window, workers: int | None):
     """``features.load_windows`` of ``tracks`` (no cache), a track per task over processes."""
     import multiprocessing as mp
 
-    from edge_genre.train.features import LabelledWindows
+    from edge_genre.train.features import gather_windows
 
     workers = max(1, min(int(workers or os.cpu_count() or 1), len(tracks)))
     if workers == 1:
@@ -77,19 +77,10 @@ def windows_parallel(tracks, frontend, window, workers: int | None):
     else:
         with mp.get_context("fork").Pool(workers, _init_worker, (frontend, window)) as pool:
             results = pool.map(_track_windows, tracks, chunksize=1)
-    xs, ys, owners, kept, skipped = [], [], [], [], []
-    for t, x in zip(tracks, results):
-        if isinstance(x, str):
-            skipped.append((t.path, x))
-            continue
-        owners.append(np.full(len(x), len(kept)))
-        kept.append(t)
-        xs.append(x)
-        ys.append(np.full(len(x), t.label))
-    if not xs:
+    windows = gather_windows(zip(tracks, results), frontend, window)
+    if not windows.tracks:
         raise DataError("no usable windows in the dataset")
-    return LabelledWindows(np.concatenate(xs), np.concatenate(ys), np.concatenate(owners), kept,
-                           skipped)
+    return windows
 
 
 def _audio_note(data, preset) -> str:
