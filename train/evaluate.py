@@ -129,7 +129,7 @@ class FoldRun:
     """One fold of a preset's cross-validation, trained and scored (``train_fold``)."""
 
     fold: Any  # splits.Fold
-    labels: list[str]
+    labels: Any  # the dataset's genre names
     train: Any  # the fold's features.LabelledWindows, unnormalised
     valid: Any
     test: Any
@@ -173,7 +173,7 @@ def train_fold(preset, labels, windows, fold, k: int, seed: int, epochs: int | N
     outcome = fit_model(preset, len(labels), train, valid, fe, epochs=epochs,
                         seed=seed + fold.index, progress=progress,
                         desc=f"fold {fold.index + 1}/{k} ", cache_dir=cache_dir)
-    run = FoldRun(fold, list(labels), train, valid, test, fe, outcome)
+    run = FoldRun(fold, labels, train, valid, test, fe, outcome)
     run.report = run.score(test, f"fold {fold.index + 1} of {k}")
     return run
 
