@@ -36,7 +36,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edge_genre.benchmarks.proc import cpu_seconds, status_kib
+from edge_genre.benchmarks.proc import cpu_seconds, interrupt, status_kib
 
 REPO_PARENT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = Path(os.environ.get("EDGE_GENRE_SHARED", REPO_PARENT / "shared")) / "data" / "gtzan-mini" / "genres"
@@ -253,13 +253,7 @@ def measure_listen(env: dict, seconds: float, every: float, model: str | None,
                              + "\n".join(err_lines[-5:]))
         t1, c1, r1 = samples[-1]
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        interrupt(proc, 20)
         for t in readers:
             t.join(5)
     in_window = [(t, d) for t, d in arrivals if t0 - 0.001 <= t <= t1]

@@ -1,9 +1,12 @@
 """A process's CPU time and memory, read from ``/proc`` (Linux), for the benchmarks that watch a
 process: one reader of ``/proc/PID/stat`` and ``/proc/PID/status`` instead of one per benchmark.
-Both return None where the figure cannot be read (the process is gone, no /proc)."""
+Both return None where the figure cannot be read (the process is gone, no /proc). And
+``interrupt``, the one way they (and the serve tests' server) stop a process they started."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 
 
 def status_kib(pid: int | str, key: str) -> int | None:
@@ -28,3 +31,16 @@ def cpu_seconds(pid: int | str) -> float | None:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return None
+
+
+def interrupt(process: subprocess.Popen, timeout: float) -> int:
+    """Stop ``process`` as Ctrl-C does (SIGINT), killed if it has not ended after ``timeout``
+    seconds; its exit status. One that has already ended is only waited for."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode

@@ -27,7 +27,6 @@ import json
 import math
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_genre.benchmarks.proc import cpu_seconds, status_kib
+from edge_genre.benchmarks.proc import cpu_seconds, interrupt, status_kib
 
 REPO_PARENT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = (Path(os.environ.get("EDGE_GENRE_SHARED", REPO_PARENT / "shared"))
@@ -127,15 +126,9 @@ class Server:
         return cpu_seconds(self.process.pid)
 
     def stop(self, timeout: float = 15.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        code = interrupt(self.process, timeout)
         self._dir.cleanup()
-        return self.process.returncode
+        return code
 
     def __enter__(self) -> Server:
         return self

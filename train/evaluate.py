@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -122,6 +124,83 @@ def _room_names(room) -> tuple[str, ...]:
     return roomsim.parse_conditions(room if isinstance(room, str) else ",".join(room))
 
 
+@dataclass
+class FoldRun:
+    """One fold of a preset's cross-validation, trained and scored (``train_fold``)."""
+
+    fold: Any  # splits.Fold
+    labels: Any  # the dataset's genre names
+    train: Any  # the fold's features.LabelledWindows, unnormalised
+    valid: Any
+    test: Any
+    frontend: Any  # the preset's, normalised with the fold's training windows
+    outcome: Any  # fit.FitOutcome
+    report: Report | None = None  # of the test windows (``train_fold`` sets it)
+
+    def score(self, windows, split: str) -> Report:
+        """The fold's model on UNNORMALISED ``windows`` (normalised as its training windows)."""
+        from edge_genre.train.fit import predict
+
+        return score(predict(self.outcome.model, windows.normalized(self.frontend)), windows,
+                     self.labels, split)
+
+    def result(self, room_track_accuracy, **extra) -> dict:
+        """The fold's entry in a CV record's "per_fold"; ``extra`` (``paper_cv``'s timings)
+        after "train_seconds"."""
+        return {"fold": self.fold.index + 1, "train_tracks": len(self.train.tracks),
+                "valid_tracks": len(self.valid.tracks), "test_tracks": len(self.test.tracks),
+                "test_ids": [t.track_id for t in self.test.tracks],
+                "track_accuracy": self.report.track_accuracy,
+                "window_accuracy": self.report.window_accuracy,
+                "best_epoch": self.outcome.best_epoch, "epochs_run": len(self.outcome.history),
+                "train_seconds": round(self.outcome.train_seconds, 1), **extra,
+                "room_track_accuracy": room_track_accuracy, "history": self.outcome.history}
+
+
+def train_fold(preset, labels, windows, fold, k: int, seed: int, epochs: int | None = None,
+               progress: bool = True, cache_dir=None) -> FoldRun:
+    """Train ``preset`` afresh on ``fold`` of UNNORMALISED ``windows`` (every track's): seeded
+    ``seed + fold``, normalisation from the fold's training windows, the best epoch on its
+    validation windows; then score its test windows. What ``cross_validate`` and ``paper_cv``
+    both do with a fold."""
+    from edge_genre.train.features import normalization_stats
+    from edge_genre.train.fit import fit_model
+
+    train, valid, test = (windows.select(fold.train), windows.select(fold.valid),
+                          windows.select(fold.test))
+    mean, std = normalization_stats(train.x)
+    fe = preset.frontend.with_normalization(mean, std)
+    outcome = fit_model(preset, len(labels), train, valid, fe, epochs=epochs,
+                        seed=seed + fold.index, progress=progress,
+                        desc=f"fold {fold.index + 1}/{k} ", cache_dir=cache_dir)
+    run = FoldRun(fold, labels, train, valid, test, fe, outcome)
+    run.report = run.score(test, f"fold {fold.index + 1} of {k}")
+    return run
+
+
+def cv_record(preset, ds, grouping: str, k: int, seed: int, epochs: int | None, limit,
+              results: list[dict], macs, params, pooled_cm, feature_seconds: float, t0: float,
+              room_fields: dict) -> dict:
+    """The record of a preset's cross-validation (what ``evaluate --cv --out`` writes) from its
+    folds' ``FoldRun.result``; ``room_fields``, the test rooms' keys, follow "method"."""
+    accs = [r["track_accuracy"] for r in results]
+    window_accs = [r["window_accuracy"] for r in results]
+    return {"method": f"preset {preset.name}: {preset.description}", **room_fields,
+            "preset": preset.name, "k": k, "seed": seed, "grouping": grouping,
+            "n_tracks": len(ds.tracks), "limit_per_genre": limit,
+            "epochs": epochs or preset.train.epochs,
+            "folds_run": [r["fold"] for r in results],
+            "macs_per_window": macs, "params": params,
+            "track_accuracy_per_fold": accs, "window_accuracy_per_fold": window_accs,
+            "track_accuracy_mean": float(np.mean(accs)) if accs else None,
+            "track_accuracy_std": float(np.std(accs)) if accs else None,
+            "window_accuracy_mean": float(np.mean(window_accs)) if window_accs else None,
+            "window_accuracy_std": float(np.std(window_accs)) if window_accs else None,
+            "labels": list(ds.labels), "pooled_track_confusion": pooled_cm.tolist(),
+            "feature_seconds": round(feature_seconds, 1),
+            "wall_seconds": round(time.perf_counter() - t0, 1), "per_fold": results}
+
+
 def cross_validate(preset_name, dataset, k: int = 5, seed: int = 0, cache_dir=None,
                    epochs: int | None = None, limit: int | None = None, folds=None,
                    progress: bool = True, room=()) -> dict:
@@ -137,8 +216,7 @@ def cross_validate(preset_name, dataset, k: int = 5, seed: int = 0, cache_dir=No
     """
     from edge_genre.train import macs as macs_mod
     from edge_genre.train.data import Dataset, discover
-    from edge_genre.train.features import load_windows, normalization_stats
-    from edge_genre.train.fit import fit_model, predict
+    from edge_genre.train.features import load_windows
     from edge_genre.train.presets import get_preset
     from edge_genre.train.roomsim import RoomCopy
     from edge_genre.train.splits import cv_folds, describe_grouping
@@ -161,60 +239,30 @@ def cross_validate(preset_name, dataset, k: int = 5, seed: int = 0, cache_dir=No
     for fold in all_folds:
         if folds is not None and fold.index not in folds:
             continue
-        train, valid, test = (all_windows.select(fold.train), all_windows.select(fold.valid),
-                              all_windows.select(fold.test))
-        mean, std = normalization_stats(train.x)
-        fe = preset.frontend.with_normalization(mean, std)
-        outcome = fit_model(preset, len(ds.labels), train, valid, fe, epochs=epochs,
-                            seed=seed + fold.index, progress=progress,
-                            desc=f"fold {fold.index + 1}/{k} ", cache_dir=cache_dir)
-        macs, params = macs_mod.count(outcome.model)
-        rep = score(predict(outcome.model, test.normalized(fe)), test, ds.labels,
-                    f"fold {fold.index + 1} of {k}")
+        trained = train_fold(preset, ds.labels, all_windows, fold, k, seed, epochs, progress,
+                             cache_dir)
+        rep = trained.report
+        macs, params = macs_mod.count(trained.outcome.model)
         pooled_cm += np.array(rep.confusion)
-        room_accs = {}
-        for name, windows in room_windows.items():
-            room_test = windows.select(fold.test)
-            room_accs[name] = score(predict(outcome.model, room_test.normalized(fe)), room_test,
-                                    ds.labels, f"fold {fold.index + 1} of {k}, {name} room"
-                                    ).track_accuracy
-        results.append({"fold": fold.index + 1, "train_tracks": len(train.tracks),
-                        "valid_tracks": len(valid.tracks), "test_tracks": len(test.tracks),
-                        "test_ids": [t.track_id for t in test.tracks],
-                        "track_accuracy": rep.track_accuracy,
-                        "window_accuracy": rep.window_accuracy, "best_epoch": outcome.best_epoch,
-                        "epochs_run": len(outcome.history),
-                        "train_seconds": round(outcome.train_seconds, 1),
-                        "room_track_accuracy": room_accs, "history": outcome.history})
+        room_accs = {name: trained.score(windows.select(fold.test),
+                                         f"fold {fold.index + 1} of {k}, {name} room"
+                                         ).track_accuracy
+                     for name, windows in room_windows.items()}
+        results.append(trained.result(room_accs))
         log.info("fold %d/%d: track accuracy %.1f%%, window accuracy %.1f%% (%d test tracks)%s",
                  fold.index + 1, k, 100 * rep.track_accuracy, 100 * rep.window_accuracy,
-                 len(test.tracks), "".join(f", {n} room {100 * a:.1f}%"
-                                           for n, a in room_accs.items()))
+                 len(trained.test.tracks), "".join(f", {n} room {100 * a:.1f}%"
+                                                   for n, a in room_accs.items()))
         import keras
         keras.backend.clear_session()
-    accs = [r["track_accuracy"] for r in results]
-    window_accs = [r["window_accuracy"] for r in results]
-    out = {"method": f"preset {preset.name}: {preset.description}",
-           "rooms": {name: copy.describe() for name, copy in rooms.items()},
-           "preset": preset.name, "k": k, "seed": seed,
-           "grouping": describe_grouping(ds), "n_tracks": len(ds.tracks),
-           "limit_per_genre": limit, "epochs": epochs or preset.train.epochs,
-           "folds_run": [r["fold"] for r in results],
-           "macs_per_window": macs, "params": params,
-           "track_accuracy_per_fold": accs, "window_accuracy_per_fold": window_accs,
-           "track_accuracy_mean": float(np.mean(accs)) if accs else None,
-           "track_accuracy_std": float(np.std(accs)) if accs else None,
-           "window_accuracy_mean": float(np.mean(window_accs)) if window_accs else None,
-           "window_accuracy_std": float(np.std(window_accs)) if window_accs else None}
+    room_fields = {"rooms": {name: copy.describe() for name, copy in rooms.items()}}
     for name in rooms:
         per_fold = [r["room_track_accuracy"][name] for r in results]
-        out[f"{name}_track_accuracy_per_fold"] = per_fold
-        out[f"{name}_track_accuracy_mean"] = float(np.mean(per_fold)) if per_fold else None
-        out[f"{name}_track_accuracy_std"] = float(np.std(per_fold)) if per_fold else None
-    out.update({"labels": list(ds.labels), "pooled_track_confusion": pooled_cm.tolist(),
-                "feature_seconds": round(feature_seconds, 1),
-                "wall_seconds": round(time.perf_counter() - t0, 1), "per_fold": results})
-    return out
+        room_fields[f"{name}_track_accuracy_per_fold"] = per_fold
+        room_fields[f"{name}_track_accuracy_mean"] = float(np.mean(per_fold)) if per_fold else None
+        room_fields[f"{name}_track_accuracy_std"] = float(np.std(per_fold)) if per_fold else None
+    return cv_record(preset, ds, describe_grouping(ds), k, seed, epochs, limit, results, macs,
+                     params, pooled_cm, feature_seconds, t0, room_fields)
 
 
 def cross_validate_baseline(dataset, k: int = 5, seed: int = 0, cache_dir=None,

@@ -162,15 +162,29 @@ def load_windows(tracks: list[Track], frontend: FrontendConfig, window: WindowCo
     """Features of all windows of ``tracks``. Bad files are logged once by name and skipped.
     ``room`` (a ``roomsim.RoomCopy``): the tracks as a simulated room microphone hears them."""
     cache = FeatureCache(cache_dir)
+
+    def features():
+        for i, track in enumerate(tracks):
+            if progress:
+                progress(i, len(tracks), track)
+            try:
+                yield track, track_features(track, frontend, window, cache, room)
+            except AudioError as exc:
+                log.warning("skipping %s", exc)
+                yield track, str(exc)
+
+    return gather_windows(features(), frontend, window)
+
+
+def gather_windows(features, frontend: FrontendConfig, window: WindowConfig) -> LabelledWindows:
+    """The ``LabelledWindows`` of (track, features) pairs, in their order: features an array of
+    the track's windows, or the text of the ``AudioError`` that skips it. No windows: an empty
+    set of the front-end's feature shape. ``load_windows`` and ``paper_cv``'s worker processes
+    both end here."""
     xs, ys, owners, kept, skipped = [], [], [], [], []
-    for i, track in enumerate(tracks):
-        if progress:
-            progress(i, len(tracks), track)
-        try:
-            x = track_features(track, frontend, window, cache, room)
-        except AudioError as exc:
-            log.warning("skipping %s", exc)
-            skipped.append((track.path, str(exc)))
+    for track, x in features:
+        if isinstance(x, str):
+            skipped.append((track.path, x))
             continue
         owners.append(np.full(len(x), len(kept)))
         kept.append(track)

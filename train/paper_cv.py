@@ -1,7 +1,8 @@
 """Cross-validate the ``paper`` preset (30 epochs, five artist-grouped folds) on an accelerator.
 
 The same folds, seeds, training loop and scoring as ``edge-genre evaluate --cv 5 --preset
-paper`` (``evaluate.cross_validate``): folds from ``splits.cv_folds`` (read from the pack's
+paper`` (``evaluate.cross_validate``; both train a fold with ``evaluate.train_fold`` and write
+``evaluate.cv_record``): folds from ``splits.cv_folds`` (read from the pack's
 manifest where scikit-learn is missing), a fresh network per fold seeded ``seed + fold``,
 normalisation from the fold's training windows, the best epoch on validation accuracy, track
 accuracy of the test fold. About 20 minutes an epoch on a 2-core CPU, hence this job.
@@ -68,7 +69,7 @@ def windows_parallel(tracks, frontend, window, workers: int | None):
     """``features.load_windows`` of ``tracks`` (no cache), a track per task over processes."""
     import multiprocessing as mp
 
-    from edge_genre.train.features import LabelledWindows
+    from edge_genre.train.features import gather_windows
 
     workers = max(1, min(int(workers or os.cpu_count() or 1), len(tracks)))
     if workers == 1:
@@ -77,19 +78,10 @@ def windows_parallel(tracks, frontend, window, workers: int | None):
     else:
         with mp.get_context("fork").Pool(workers, _init_worker, (frontend, window)) as pool:
             results = pool.map(_track_windows, tracks, chunksize=1)
-    xs, ys, owners, kept, skipped = [], [], [], [], []
-    for t, x in zip(tracks, results):
-        if isinstance(x, str):
-            skipped.append((t.path, x))
-            continue
-        owners.append(np.full(len(x), len(kept)))
-        kept.append(t)
-        xs.append(x)
-        ys.append(np.full(len(x), t.label))
-    if not xs:
+    windows = gather_windows(zip(tracks, results), frontend, window)
+    if not windows.tracks:
         raise DataError("no usable windows in the dataset")
-    return LabelledWindows(np.concatenate(xs), np.concatenate(ys), np.concatenate(owners), kept,
-                           skipped)
+    return windows
 
 
 def _audio_note(data, preset) -> str:
@@ -110,30 +102,6 @@ def _write_json(path: Path, obj) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(obj, indent=1) + "\n")
     tmp.replace(path)
-
-
-def summary(preset, k: int, seed: int, grouping: str, ds, epochs: int | None, limit,
-            results: list[dict], macs, params, pooled_cm, feature_seconds: float,
-            t0: float) -> dict:
-    """The record ``evaluate.cross_validate`` returns (``evaluate --cv --out`` writes it)."""
-    accs = [r["track_accuracy"] for r in results]
-    window_accs = [r["window_accuracy"] for r in results]
-    return {"method": f"preset {preset.name}: {preset.description}",
-            "room": None, "room_track_accuracy_per_fold": [],
-            "room_track_accuracy_mean": None, "room_track_accuracy_std": None,
-            "preset": preset.name, "k": k, "seed": seed, "grouping": grouping,
-            "n_tracks": len(ds.tracks), "limit_per_genre": limit,
-            "epochs": epochs or preset.train.epochs,
-            "folds_run": [r["fold"] for r in results],
-            "macs_per_window": macs, "params": params,
-            "track_accuracy_per_fold": accs, "window_accuracy_per_fold": window_accs,
-            "track_accuracy_mean": float(np.mean(accs)) if accs else None,
-            "track_accuracy_std": float(np.std(accs)) if accs else None,
-            "window_accuracy_mean": float(np.mean(window_accs)) if window_accs else None,
-            "window_accuracy_std": float(np.std(window_accs)) if window_accs else None,
-            "labels": list(ds.labels), "pooled_track_confusion": pooled_cm.tolist(),
-            "feature_seconds": round(feature_seconds, 1),
-            "wall_seconds": round(time.perf_counter() - t0, 1), "per_fold": results}
 
 
 def run(cfg: PaperCVConfig, log=print) -> dict:
@@ -163,10 +131,9 @@ def run(cfg: PaperCVConfig, log=print) -> dict:
 
     os.environ.setdefault("KERAS_BACKEND", "jax")
     from edge_genre.train import macs as macs_mod
-    from edge_genre.train.features import normalization_stats
-    from edge_genre.train.fit import fit_model, predict, setup_keras
+    from edge_genre.train.evaluate import cv_record, train_fold
+    from edge_genre.train.fit import setup_keras
     from edge_genre.train.robust import backend_device
-    from edge_genre.train.scores import score
 
     keras = setup_keras(cfg.seed)
     if cfg.precision == "bf16":
@@ -179,8 +146,11 @@ def run(cfg: PaperCVConfig, log=print) -> dict:
     stopped, last_fold_seconds = None, 0.0
 
     def write() -> dict:
-        record = summary(preset, cfg.k, cfg.seed, grouping, ds, cfg.epochs, cfg.limit, results,
-                         macs, params, pooled_cm, feature_seconds, t0)
+        # The single-room keys of older records, empty: no test rooms here.
+        record = cv_record(preset, ds, grouping, cfg.k, cfg.seed, cfg.epochs, cfg.limit,
+                           results, macs, params, pooled_cm, feature_seconds, t0,
+                           {"room": None, "room_track_accuracy_per_fold": [],
+                            "room_track_accuracy_mean": None, "room_track_accuracy_std": None})
         record.update(job="paper-cv", machine=machine, config=asdict(cfg), stopped_by=stopped,
                       audio=_audio_note(cfg.data, preset),
                       skipped=[[str(p), r] for p, r in all_windows.skipped])
@@ -195,34 +165,21 @@ def run(cfg: PaperCVConfig, log=print) -> dict:
             stopped = "max_seconds"
             break
         f0 = time.perf_counter()
-        train, valid, test = (all_windows.select(fold.train), all_windows.select(fold.valid),
-                              all_windows.select(fold.test))
-        mean, std = normalization_stats(train.x)
-        fe = preset.frontend.with_normalization(mean, std)
-        outcome = fit_model(preset, len(ds.labels), train, valid, fe, epochs=cfg.epochs,
-                            seed=cfg.seed + fold.index, progress=cfg.progress,
-                            desc=f"fold {fold.index + 1}/{cfg.k} ")
-        macs, params = macs_mod.count(outcome.model)
-        rep = score(predict(outcome.model, test.normalized(fe)), test, ds.labels,
-                    f"fold {fold.index + 1} of {cfg.k}")
+        trained = train_fold(preset, ds.labels, all_windows, fold, cfg.k, cfg.seed,
+                             cfg.epochs, cfg.progress)
+        rep = trained.report
+        macs, params = macs_mod.count(trained.outcome.model)
         pooled_cm += np.array(rep.confusion)
         last_fold_seconds = time.perf_counter() - f0
-        epoch_secs = [m["seconds"] for m in outcome.history]
-        results.append({"fold": fold.index + 1, "train_tracks": len(train.tracks),
-                        "valid_tracks": len(valid.tracks), "test_tracks": len(test.tracks),
-                        "test_ids": [t.track_id for t in test.tracks],
-                        "track_accuracy": rep.track_accuracy,
-                        "window_accuracy": rep.window_accuracy, "best_epoch": outcome.best_epoch,
-                        "epochs_run": len(outcome.history),
-                        "train_seconds": round(outcome.train_seconds, 1),
-                        "fold_seconds": round(last_fold_seconds, 1),
-                        "first_epoch_seconds": epoch_secs[0] if epoch_secs else None,
-                        "median_epoch_seconds": float(np.median(epoch_secs[1:] or epoch_secs))
-                        if epoch_secs else None,
-                        "room_track_accuracy": None, "history": outcome.history})
+        epoch_secs = [m["seconds"] for m in trained.outcome.history]
+        results.append(trained.result(
+            None, fold_seconds=round(last_fold_seconds, 1),
+            first_epoch_seconds=epoch_secs[0] if epoch_secs else None,
+            median_epoch_seconds=float(np.median(epoch_secs[1:] or epoch_secs))
+            if epoch_secs else None))
         write()
         log(f"paper-cv fold {fold.index + 1}/{cfg.k}: track accuracy "
-            f"{100 * rep.track_accuracy:.1f} % ({len(test.tracks)} tracks), "
+            f"{100 * rep.track_accuracy:.1f} % ({len(trained.test.tracks)} tracks), "
             f"{last_fold_seconds:.0f} s")
         keras.backend.clear_session()
     stopped = stopped or "done"

@@ -12,7 +12,6 @@ import io
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge_genre.benchmarks.proc import interrupt
 from tests.edge.modelfiles import default_model  # noqa: F401 (fixture)
 from tests.process_output import LogFollower
 
@@ -55,16 +55,10 @@ class Server:
         return self.output.wait_for(lambda printed: text in printed, timeout)
 
     def stop(self, timeout: float = 15.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        code = interrupt(self.process, timeout)
         if self.output is not None:
             self.output.join()  # the process has ended: the copy reaches the end of its output
-        return self.process.returncode
+        return code
 
 
 def start_server(model: Path, log_path: Path, *args: str, env: dict | None = None) -> Server:

@@ -8,6 +8,7 @@ window of the track (about 300 for 10 minutes) and kept the tensors of that batc
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -49,18 +50,31 @@ def settled_rss(pid: int, below: float) -> float:
         time.sleep(0.1)  # polling a condition with a deadline, not synchronising
 
 
+def classify_excerpt(srv) -> None:
+    """A real 30 s excerpt, served."""
+    excerpt = gtzan_file("metal.00002")
+    status, body = post_file(srv.url + "api/classify", excerpt.name, excerpt.read_bytes())
+    assert status == 200, body
+
+
+@contextmanager
+def served(default_model, tmp_path, *args: str):
+    """(server, its baseline RSS in MB) of a server started with ``args`` (live mode off),
+    stopped at the end. The baseline is taken after a served 30 s excerpt, so that what every
+    request allocates once (thread pool, interpreter at a normal batch, imports) is in it."""
+    srv = start_server(default_model, tmp_path / "serve.log", "--no-mic", *args)
+    try:
+        classify_excerpt(srv)
+        yield srv, rss_mb(srv.process.pid)
+    finally:
+        srv.stop()
+
+
 @pytest.mark.slow
 def test_memory_returns_to_baseline_after_a_ten_minute_upload(default_model, tmp_path):
     data = long_wav(590.0)  # 26 MB, under the limits below
-    srv = start_server(default_model, tmp_path / "serve.log", "--no-mic",
-                       "--max-seconds", "600", "--max-upload-mb", "50")
-    try:
-        # Baseline: a served 30 s excerpt first, so that what every request allocates once
-        # (thread pool, interpreter at a normal batch, imports) is in it.
-        excerpt = gtzan_file("metal.00002")
-        status, body = post_file(srv.url + "api/classify", excerpt.name, excerpt.read_bytes())
-        assert status == 200, body
-        baseline = rss_mb(srv.process.pid)
+    with served(default_model, tmp_path, "--max-seconds", "600",
+                "--max-upload-mb", "50") as (srv, baseline):
         for attempt in range(2):  # a second one shows nothing accumulates either
             status, body = post_file(srv.url + "api/classify", "ten-minutes.wav", data, timeout=300)
             assert status == 200, body
@@ -73,10 +87,7 @@ def test_memory_returns_to_baseline_after_a_ten_minute_upload(default_model, tmp
                 f"the server kept {after - baseline:.0f} MB after the upload "
                 f"(baseline {baseline:.0f} MB, now {after:.0f} MB)")
         # And it still classifies.
-        status, body = post_file(srv.url + "api/classify", excerpt.name, excerpt.read_bytes())
-        assert status == 200, body
-    finally:
-        srv.stop()
+        classify_excerpt(srv)
 
 
 # ----------------------------------------------------------------------------- decompression bombs
@@ -115,13 +126,8 @@ def test_a_decompression_bomb_is_refused_at_the_limit_and_leaves_no_memory(defau
 
     bomb = silent_flac(3600, 48000)
     assert len(bomb) < 1_000_000
-    srv = start_server(default_model, tmp_path / "serve.log", "--no-mic", "--workers", "3",
-                       "--max-seconds", "600", "--max-upload-mb", "50")
-    try:
-        excerpt = gtzan_file("metal.00002")
-        status, body = post_file(srv.url + "api/classify", excerpt.name, excerpt.read_bytes())
-        assert status == 200, body
-        baseline = rss_mb(srv.process.pid)
+    with served(default_model, tmp_path, "--workers", "3", "--max-seconds", "600",
+                "--max-upload-mb", "50") as (srv, baseline):
         for at_once in (1, 3):
             t0 = time.monotonic()
             with ThreadPoolExecutor(at_once) as pool:
@@ -148,8 +154,6 @@ def test_a_decompression_bomb_is_refused_at_the_limit_and_leaves_no_memory(defau
             rss.append(settled_rss(srv.process.pid, below=baseline + REFUSED_MARGIN_MB))
         print(f"RSS after 6 refused 10.6 MB uploads: {[round(r) for r in rss]} MB")
         assert max(rss) <= baseline + REFUSED_MARGIN_MB
-    finally:
-        srv.stop()
 
 
 #: How far above its baseline the server may stay after bursts of concurrent uploads.
@@ -166,11 +170,7 @@ def test_bursts_of_concurrent_uploads_leave_the_server_near_its_baseline(default
 
     excerpt = gtzan_file("metal.00002")
     data = excerpt.read_bytes()
-    srv = start_server(default_model, tmp_path / "serve.log", "--no-mic")
-    try:
-        status, body = post_file(srv.url + "api/classify", excerpt.name, data)
-        assert status == 200, body
-        baseline = rss_mb(srv.process.pid)
+    with served(default_model, tmp_path) as (srv, baseline):
         after = []
         for _ in range(2):
             with ThreadPoolExecutor(50) as pool:
@@ -182,5 +182,3 @@ def test_bursts_of_concurrent_uploads_leave_the_server_near_its_baseline(default
         print(f"RSS baseline {baseline:.0f} MB, after each burst: {after}")
         assert max(after) <= baseline + BURST_MARGIN_MB
         assert after[1] <= after[0] + 10  # no growth from one burst to the next
-    finally:
-        srv.stop()
