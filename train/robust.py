@@ -75,23 +75,16 @@ class RobustConfig:
 # ----------------------------------------------------------------------------- data
 
 
-def room_method() -> str:
-    """Which room copies ``room_augmenter`` makes (for the log)."""
-    from edge_genre.train import roomsim
-
-    if hasattr(roomsim, "augmenter"):
-        return "roomsim.augmenter (far-field rooms from an impulse-response bank)"
-    return "roomsim.simulate in ROOM_AUGMENT's ranges (fallback: no roomsim.augmenter yet)"
+#: Which room copies ``room_augmenter`` makes (for the log).
+ROOM_METHOD = "roomsim.augmenter (far-field rooms from an impulse-response bank)"
 
 
 def room_augmenter(sample_rate: int, cache_dir: str | None = None):
-    """``roomsim.augmenter`` (far-field rooms, cached impulse responses); until that exists, the
-    simple synthetic room of ``roomsim.simulate`` in its wide training ranges."""
+    """``roomsim.augmenter``: far-field rooms from the impulse-response bank in ``cache_dir``
+    (computed there if missing, which needs pyroomacoustics)."""
     from edge_genre.train import roomsim
 
-    if hasattr(roomsim, "augmenter"):
-        return roomsim.augmenter(sample_rate, cache_dir=cache_dir)
-    return lambda y, rng: roomsim.simulate(y, sample_rate, roomsim.ROOM_AUGMENT, rng)
+    return roomsim.augmenter(sample_rate, cache_dir=cache_dir)
 
 
 _AUGMENT = None  # the augmenter; forked workers inherit it (a closure does not pickle)
@@ -322,7 +315,7 @@ def run(cfg: RobustConfig, log=print) -> dict:
               "device": backend_device(keras), "keras": keras.__version__,
               "python": platform.python_version(), "cpus": os.cpu_count(),
               "teacher_weights": str(Path(cfg.weights) if cfg.weights else M.weights_path()),
-              "tracks": len(versions), "skipped": skipped, "rooms": room_method(),
+              "tracks": len(versions), "skipped": skipped, "rooms": ROOM_METHOD,
               "frames_per_track": int(versions[0].shape[1]),
               "data_seconds": round(data_seconds, 1), "target": "teacher's [penultimate (200), "
               "tag logits (50)] of the clean crop, standardised per dimension",

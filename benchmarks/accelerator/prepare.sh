@@ -50,13 +50,11 @@ PY
 
 # The room bank: roomsim.augmenter's impulse responses at the job's 16 kHz, which the lent
 # machine (no pyroomacoustics) reads from .accel/rooms. ROOM_CACHE: a cache_dir that holds it
-# already; else it is computed here (about 30 s). Without roomsim.augmenter (the synthetic rooms
-# of roomsim.simulate) there is no bank.
+# already; else it is computed here (about 30 s).
 rm -rf .accel/rooms
 if [ -n "${ROOM_CACHE:-}" ]; then
   cp -r "$ROOM_CACHE" .accel/rooms
-elif "$PY" -c 'import sys; from edge_genre.train import roomsim
-sys.exit(0 if hasattr(roomsim, "augmenter") else 1)'; then
+else
   "$PY" -c 'from edge_genre.train import roomsim; roomsim.augmenter(16000, cache_dir=".accel/rooms")'
 fi
 [ -d .accel/rooms ] && echo "room bank: $(du -sh .accel/rooms | cut -f1)"
