@@ -7,6 +7,7 @@ from pathlib import Path
 
 from edge_genre.benchmarks import machine as machine_mod
 from edge_genre.benchmarks.bench import TESTED_ROLE
+from edge_genre.export.pipeline import CV_ROOMS
 
 JSON_FILE, MD_FILE, PNG_FILE = "bench.json", "bench.md", "bench.png"
 
@@ -72,7 +73,8 @@ def accuracy_text(acc: dict | None, trained: bool = True, n_dataset: int | None 
             text += f", {acc['tracks']} of {n_dataset} tracks"
         text += ")"
         # "room": the one near-field synthetic room of cards exported before the physical rooms.
-        for room, name in (("near", "near room"), ("far", "far room"), ("room", "room mic")):
+        for room in CV_ROOMS + ("room",):
+            name = "room mic" if room == "room" else f"{room} room"
             if acc.get(f"{room}_track_accuracy") is not None:
                 text += f"; {name} {_pct(acc[f'{room}_track_accuracy'])}"
                 if acc.get(f"{room}_track_accuracy_std") is not None:

@@ -149,9 +149,6 @@ class Resampler:
         self.identity = self.up == self.down
         if not self.identity:
             self._taps, self._half = _polyphase_table(self.up, self.down)
-        #: Input samples an output needs past its own time (the filter's one-sided length): how
-        #: far the input must run ahead before ``process`` gives an output.
-        self.lookahead = 0 if self.identity else self._half
         self.reset()
 
     def inputs_for(self, n_out: int) -> int:

@@ -23,6 +23,7 @@ from edge_genre import __version__
 from edge_genre.errors import DataError, ModelError
 from edge_genre.export import deps
 from edge_genre.export.config import FORMATS, QUANTIZATIONS, ExportConfig
+from edge_genre.train.roomsim import DEFAULT_TEST_ROOMS  # light: numpy only
 
 log = logging.getLogger("edge_genre")
 
@@ -260,8 +261,8 @@ def _card_for(card, quantization: str, cv: dict | None = None):
 
 #: The card's ``extra`` key holding the cross-validation the bench quotes.
 CV_KEY = "cv"
-#: The test rooms of ``evaluate --cv --room`` whose figures a card keeps (``roomsim``'s names).
-CV_ROOMS = ("near", "far")
+#: The test rooms of ``evaluate --cv --room`` whose figures a card keeps.
+CV_ROOMS = DEFAULT_TEST_ROOMS
 #: What the card keeps of an ``edge-genre evaluate --cv`` report (no per-fold details).
 #: ``room_track_accuracy_*`` is the single room of reports before the physical rooms (a
 #: near-field synthetic room): still read from older records, never written by evaluate now.

@@ -7,6 +7,7 @@ import argparse
 from edge_genre.edge.cli_args import add_cache_arg
 from edge_genre.train.presets import PRESETS as PRESET_CHOICES  # light: numpy and dataclasses
 from edge_genre.train.presets import canonical_name
+from edge_genre.train.roomsim import DEFAULT_TEST_ROOMS  # light: numpy
 from edge_genre.train.splits import SPLITS as SPLIT_CHOICES  # light: numpy and data
 
 
@@ -51,7 +52,8 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, default=None, help="(--cv) override the epochs")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="(--cv) N tracks/genre")
     p.add_argument("--folds", default=None, help="(--cv) run only these folds, e.g. 1,2")
-    p.add_argument("--room", nargs="?", const="near,far", default=None, type=_room_list,
+    p.add_argument("--room", nargs="?", const=",".join(DEFAULT_TEST_ROOMS), default=None,
+                   type=_room_list,
                    metavar="NAME[,NAME...]",
                    help="(--cv) also score each test fold through simulated test rooms: near "
                         "(a loudspeaker 1 m away), far (4.9 m across a living room); "

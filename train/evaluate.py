@@ -180,11 +180,18 @@ def train_fold(preset, labels, windows, fold, k: int, seed: int, epochs: int | N
 
 def cv_record(preset, ds, grouping: str, k: int, seed: int, epochs: int | None, limit,
               results: list[dict], macs, params, pooled_cm, feature_seconds: float, t0: float,
-              room_fields: dict) -> dict:
+              rooms: dict | None = None) -> dict:
     """The record of a preset's cross-validation (what ``evaluate --cv --out`` writes) from its
-    folds' ``FoldRun.result``; ``room_fields``, the test rooms' keys, follow "method"."""
+    folds' ``FoldRun.result``; ``rooms``: {name: description} of the test rooms whose accuracy
+    each fold's ``room_track_accuracy`` holds ("<name>_track_accuracy_mean" etc.)."""
     accs = [r["track_accuracy"] for r in results]
     window_accs = [r["window_accuracy"] for r in results]
+    room_fields = {"rooms": dict(rooms or {})}
+    for name in room_fields["rooms"]:
+        per_fold = [r["room_track_accuracy"][name] for r in results]
+        room_fields[f"{name}_track_accuracy_per_fold"] = per_fold
+        room_fields[f"{name}_track_accuracy_mean"] = float(np.mean(per_fold)) if per_fold else None
+        room_fields[f"{name}_track_accuracy_std"] = float(np.std(per_fold)) if per_fold else None
     return {"method": f"preset {preset.name}: {preset.description}", **room_fields,
             "preset": preset.name, "k": k, "seed": seed, "grouping": grouping,
             "n_tracks": len(ds.tracks), "limit_per_genre": limit,
@@ -255,14 +262,10 @@ def cross_validate(preset_name, dataset, k: int = 5, seed: int = 0, cache_dir=No
                                                    for n, a in room_accs.items()))
         import keras
         keras.backend.clear_session()
-    room_fields = {"rooms": {name: copy.describe() for name, copy in rooms.items()}}
-    for name in rooms:
-        per_fold = [r["room_track_accuracy"][name] for r in results]
-        room_fields[f"{name}_track_accuracy_per_fold"] = per_fold
-        room_fields[f"{name}_track_accuracy_mean"] = float(np.mean(per_fold)) if per_fold else None
-        room_fields[f"{name}_track_accuracy_std"] = float(np.std(per_fold)) if per_fold else None
     return cv_record(preset, ds, describe_grouping(ds), k, seed, epochs, limit, results, macs,
-                     params, pooled_cm, feature_seconds, t0, room_fields)
+                     params, pooled_cm, feature_seconds, t0,
+                     {name: copy.describe(preset.frontend.sample_rate)
+                      for name, copy in rooms.items()})
 
 
 def cross_validate_baseline(dataset, k: int = 5, seed: int = 0, cache_dir=None,

@@ -146,11 +146,9 @@ def run(cfg: PaperCVConfig, log=print) -> dict:
     stopped, last_fold_seconds = None, 0.0
 
     def write() -> dict:
-        # The single-room keys of older records, empty: no test rooms here.
+        # No test rooms here: "rooms" is empty, as in evaluate --cv without --room.
         record = cv_record(preset, ds, grouping, cfg.k, cfg.seed, cfg.epochs, cfg.limit,
-                           results, macs, params, pooled_cm, feature_seconds, t0,
-                           {"room": None, "room_track_accuracy_per_fold": [],
-                            "room_track_accuracy_mean": None, "room_track_accuracy_std": None})
+                           results, macs, params, pooled_cm, feature_seconds, t0)
         record.update(job="paper-cv", machine=machine, config=asdict(cfg), stopped_by=stopped,
                       audio=_audio_note(cfg.data, preset),
                       skipped=[[str(p), r] for p, r in all_windows.skipped])

@@ -75,16 +75,8 @@ class RobustConfig:
 # ----------------------------------------------------------------------------- data
 
 
-#: Which room copies ``room_augmenter`` makes (for the log).
-ROOM_METHOD = "roomsim.augmenter (far-field rooms from an impulse-response bank)"
-
-
-def room_augmenter(sample_rate: int, cache_dir: str | None = None):
-    """``roomsim.augmenter``: far-field rooms from the impulse-response bank in ``cache_dir``
-    (computed there if missing, which needs pyroomacoustics)."""
-    from edge_genre.train import roomsim
-
-    return roomsim.augmenter(sample_rate, cache_dir=cache_dir)
+#: Which room copies the job makes (for the log): the bank's rooms, mostly far field.
+ROOM_METHOD = "roomsim.augmenter (rooms of 10-300 m^3, 0.3-8 m, from an impulse-response bank)"
 
 
 _AUGMENT = None  # the augmenter; forked workers inherit it (a closure does not pickle)
@@ -115,11 +107,13 @@ def prepare(tracks, copies: int, seed: int, workers: int | None, cache_dir: str 
     """(list of (1 + copies, frames, 96) arrays, skipped [(track id, why)]), in worker processes."""
     import multiprocessing as mp
 
+    from edge_genre.train import roomsim
+
     global _AUGMENT
     args = [(str(t.path), t.track_id, copies, seed) for t in tracks]
     workers = max(1, min(int(workers or os.cpu_count() or 1), len(args)))
     # Made once here: reading (or, without a cache, computing) the impulse-response bank.
-    _AUGMENT = room_augmenter(SAMPLE_RATE, cache_dir)
+    _AUGMENT = roomsim.augmenter(SAMPLE_RATE, cache_dir=cache_dir)
     if workers == 1:
         results = [track_versions(*a) for a in args]
     else:

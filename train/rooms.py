@@ -40,8 +40,10 @@ SPEED_OF_SOUND = 343.0
 #: plus 10,000 rays takes 0.1-0.4 s and gives the RT60 asked for within about 10 %.
 ISM_ORDER = 3
 N_RAYS = 10_000
-#: Bump when the way a response is computed changes, so cached banks are recomputed.
+#: Bump when the way a response is computed changes, so cached banks and copies are recomputed.
 VERSION = 1
+#: How often a drawn distance is shortened (by 20 %) to fit the room before the draw gives up.
+MAX_SHRINKS = 40
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,9 @@ class RoomRanges:
     volume_m3 : a box room from a bathroom to a hall.
     rt60_s : dead (a furnished room) to live (tiles, a church hall); clipped where a room cannot
         be that dead.
-    distance_m : loudspeaker to microphone, uniform, shortened until it fits in the room with
-        ``wall_margin_m`` to every wall.
+    distance_m : loudspeaker to microphone, drawn uniformly, then shortened until it fits in the
+        room with ``wall_margin_m`` to every wall (so small rooms pull the distances down: the
+        default bank's median is 2.5 m).
     height_m, aspect : ceiling height and the floor's length/width ratio.
     source_height_m : loudspeaker and microphone height above the floor (a shelf, a table, a
         hand).
@@ -150,7 +153,7 @@ class RoomRanges:
                             rng.uniform(lo_z, hi_z)])
         distance = rng.uniform(*self.distance_m)
         mic = None
-        while mic is None:
+        for _ in range(MAX_SHRINKS):
             for _ in range(64):  # a direction in which the microphone fits
                 z = rng.uniform(lo_z, hi_z)
                 horizontal = distance ** 2 - (z - speaker[2]) ** 2
@@ -162,8 +165,12 @@ class RoomRanges:
                 if np.all(p >= m) and np.all(p <= dims - m):
                     mic = p
                     break
-            else:
-                distance = max(distance * 0.8, 0.05)
+            if mic is not None:
+                break
+            distance = max(distance * 0.8, 0.05)
+        if mic is None:
+            raise DataError(f"no place for a microphone in a {length:.1f} x {width:.1f} x "
+                            f"{height:.1f} m room with these ranges: {self.to_dict()}")
         rt60 = rng.uniform(*self.rt60_s)
         # Sabine: absorption <= 1 means RT60 >= 0.161 V / S; a small room cannot be deader than
         # its walls allow.

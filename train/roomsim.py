@@ -35,6 +35,7 @@ from typing import Callable
 import numpy as np
 
 from edge_genre.errors import DataError
+from edge_genre.train import rooms as rooms_mod
 from edge_genre.train.rooms import Room, RoomBank, RoomRanges, direct_to_reverberant_db
 
 Range = tuple[float, float]
@@ -253,10 +254,11 @@ class RoomCopy:
         if self.condition != "augment":
             parse_conditions(self.condition)
 
-    def describe(self) -> dict:
+    def describe(self, sample_rate: int = 16000) -> dict:
+        """What this copy is, for records (a test room's measured ratio at ``sample_rate``)."""
         if self.condition == "augment":
             return ROOM_AUGMENT.to_dict()
-        return TEST_CONDITIONS[self.condition].to_dict()
+        return TEST_CONDITIONS[self.condition].to_dict(sample_rate)
 
     def apply(self, y: np.ndarray, sample_rate: int, track_id: str) -> np.ndarray:
         return simulate(y, sample_rate, self.condition, track_rng(track_id, self.copy),
@@ -266,7 +268,11 @@ class RoomCopy:
         """A short tag for cache keys: changes with the condition's definition."""
         what = (ROOM_AUGMENT.to_dict() if self.condition == "augment"
                 else dataclasses.asdict(TEST_CONDITIONS[self.condition]))
-        blob = json.dumps({"what": what, "copy": self.copy, "v": 2}, sort_keys=True)
+        # The physics' version too: cached copies go stale when the responses are computed
+        # another way.
+        blob = json.dumps({"what": what, "copy": self.copy, "v": 2,
+                           "physics": [rooms_mod.VERSION, rooms_mod.ISM_ORDER, rooms_mod.N_RAYS]},
+                          sort_keys=True)
         return "room" + hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 

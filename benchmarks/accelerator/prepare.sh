@@ -53,7 +53,9 @@ PY
 # already; else it is computed here (about 30 s).
 rm -rf .accel/rooms
 if [ -n "${ROOM_CACHE:-}" ]; then
-  cp -r "$ROOM_CACHE" .accel/rooms
+  # Only the 16 kHz bank of the cache, not its features and maps.
+  bank=$("$PY" -c 'from edge_genre.train import roomsim; print(roomsim.ROOM_AUGMENT.bank.key(16000))')
+  mkdir -p .accel/rooms/rooms && cp "$ROOM_CACHE/rooms/$bank.npz" .accel/rooms/rooms/
 else
   "$PY" -c 'from edge_genre.train import roomsim; roomsim.augmenter(16000, cache_dir=".accel/rooms")'
 fi

@@ -33,8 +33,9 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
 python3 -c 'import jax; print("jax", jax.__version__, jax.devices())' || true
 
-ROOMS=()
-[ -d .accel/rooms ] && ROOMS=(--room-cache .accel/rooms)
+# The room bank must have travelled: computing it needs pyroomacoustics, which is not there.
+[ -d .accel/rooms ] || { echo "no .accel/rooms: run benchmarks/accelerator/prepare.sh here first" >&2; exit 3; }
+ROOMS=(--room-cache .accel/rooms)
 rc=0
 if [ "$JOBS" = both ] || [ "$JOBS" = robust ]; then
   budget=$ROBUST_SECONDS

@@ -155,9 +155,9 @@ def test_paper_cv_one_fold_record(tiny_pack, tmp_path):
     for key in ("method", "preset", "k", "seed", "grouping", "n_tracks", "epochs", "folds_run",
                 "macs_per_window", "params", "track_accuracy_per_fold", "track_accuracy_mean",
                 "track_accuracy_std", "window_accuracy_mean", "labels",
-                "pooled_track_confusion", "feature_seconds", "wall_seconds", "per_fold",
-                "room_track_accuracy_mean"):
+                "pooled_track_confusion", "feature_seconds", "wall_seconds", "per_fold", "rooms"):
         assert key in rec, key
+    assert rec["rooms"] == {}  # no test rooms in the paper's CV
     assert rec["preset"] == "scratch" and rec["k"] == 2 and rec["folds_run"] == [1]
     assert rec["stopped_by"] == "max_seconds" and rec["machine"]["backend"] == "jax"
     fold = rec["per_fold"][0]

@@ -154,3 +154,11 @@ def test_a_test_room_describes_itself():
     assert d["room"]["distance_m"] == pytest.approx(4.85, abs=0.01)
     assert d["direct_to_reverberant_db"] < -8
     assert d["capture"]["noise"] == "brown"
+
+
+def test_ranges_with_no_room_for_a_microphone_are_refused_not_looped_on():
+    """A room too small for the margins: a clear error instead of an endless search."""
+    cramped = RoomRanges(volume_m3=(10.0, 10.0), aspect=(1.0, 1.0), height_m=(2.3, 2.3),
+                         source_height_m=(1.15, 1.15), wall_margin_m=1.03)
+    with pytest.raises(DataError, match="no place for a microphone"):
+        cramped.draw(np.random.default_rng(0))
