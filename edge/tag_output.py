@@ -40,6 +40,16 @@ class UsageError(EdgeGenreError):
     """A bad option, output file or library path: one line, exit 2."""
 
 
+def other_columns(name, found: list, expected: list) -> UsageError:
+    """The refusal to resume an output whose columns are not this run's, saying why if known."""
+    if [("duration" if c == "seconds" else c) for c in found] == list(expected):
+        why = ("written by an older edge-genre, whose column 'seconds' is now 'duration', as in "
+               "predict --json")
+    else:
+        why = "another model's labels?"
+    return UsageError(f"{name} holds rows with other columns ({why}): choose another --out")
+
+
 INT_COLUMNS = ("size",)
 STR_COLUMNS = ("path", "genre", "model", "model_version", "error")
 
@@ -119,9 +129,7 @@ def _split_records_csv(text: str, cols: list[str], name: str):
         if not header_done:
             if not complete or rec != cols:
                 if complete and rec and rec[0] == "path":
-                    raise UsageError(
-                        f"{name} holds rows with other columns (another model's labels?): "
-                        f"choose another --out")
+                    raise other_columns(name, rec, cols)
                 bad_at = reader.line_num
                 break
             header_done, good = True, end
@@ -191,8 +199,7 @@ def _split_records_jsonl(text: str, cols: list[str] | None, name: str):
             except ValueError:
                 row = None
             if isinstance(row, dict) and cols is not None and list(row) != cols:
-                raise UsageError(f"{name} holds rows with other columns (another model's "
-                                 "labels?): choose another --out")
+                raise other_columns(name, list(row), cols)
         if not isinstance(row, dict):
             if line.strip() == "" and nl >= 0:  # a blank line: harmless
                 pos = good = end
@@ -376,8 +383,7 @@ class Sink:
         if self.fmt == "parquet" and out.exists():
             rows = _read_parquet(out)
             if rows and list(rows[0]) != self.cols:
-                raise UsageError(f"{out} holds rows with other columns (another model's "
-                                 "labels?): choose another --out")
+                raise other_columns(out, list(rows[0]), self.cols)
         self._file.seek(0)
         text = self._file.read().decode("utf-8", errors="surrogateescape")
         if self.fmt == "csv":

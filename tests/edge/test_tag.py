@@ -279,7 +279,15 @@ def test_usage_errors_are_one_line_exit_2(tmp_path, capsys):
     other = tmp_path / "other.csv"
     other.write_text("path,size,mtime,genre,confidence,prob_a,prob_b,model,model_version,"
                      "seconds,error\n")
-    cases.append(([str(lib), "--out", str(other)], "other columns"))
+    cases.append(([str(lib), "--out", str(other)], "other columns (another model's labels?)"))
+    # A file of the shipped model's labels from before 'seconds' became 'duration'.
+    from edge_genre.defaults import shipped_models
+    from edge_genre.edge.modelfile import read_card
+    labels = read_card(shipped_models("default")[0]).labels
+    older = tmp_path / "older.csv"
+    older.write_text("path,size,mtime,genre,confidence," + ",".join(f"prob_{g}" for g in labels)
+                     + ",model,model_version,seconds,error\n")
+    cases.append(([str(lib), "--out", str(older)], "older edge-genre, whose column 'seconds'"))
     for argv, message in cases:
         assert main(["tag", *argv]) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
