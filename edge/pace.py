@@ -88,5 +88,7 @@ def check(clf, hop_seconds: float, config: PaceConfig | None = None) -> str | No
     """``pace_problem`` for a loaded Classifier, timed here and now."""
     config = config or PaceConfig()
     seconds = seconds_per_decision(clf, config)
+    if seconds <= config.budget * hop_seconds:
+        return None  # keeps up: no need to read the shipped models' cards
     return pace_problem(clf.runner.path.name, seconds, hop_seconds, model_macs(clf.card),
                         shipped_macs(), config.budget)
