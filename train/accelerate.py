@@ -3,6 +3,7 @@
     python -m edge_genre.train.accelerate pack --data DATA --out .accel/data
     python -m edge_genre.train.accelerate robust-teacher --data .accel/data --out OUT/robust
     python -m edge_genre.train.accelerate paper-cv --data .accel/data --out OUT/paper
+    python -m edge_genre.train.accelerate merge-cv A/paper-cv.json B/paper-cv.json --out ALL.json
 
 Each job runs on a CPU too (slowly) with the same command. ``benchmarks/accelerator/`` holds the
 prepared scripts (``prepare.sh`` here, ``run.sh`` on the lent machine). This module imports
@@ -77,6 +78,9 @@ def parser() -> argparse.ArgumentParser:
     cv.add_argument("--precision", choices=("bf16", "fp32"), default="fp32")
     cv.add_argument("--workers", type=int, default=None)
     cv.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    mg = sub.add_parser("merge-cv", help="paper-cv records of disjoint folds -> one record")
+    mg.add_argument("records", nargs="+", help="paper-cv.json files of one cross-validation")
+    mg.add_argument("--out", required=True, help="the merged record to write")
     return p
 
 
@@ -102,6 +106,22 @@ def main(argv: list[str] | None = None) -> int:
                 stats_crops=args.stats_crops, eval_crops=args.eval_crops, limit=args.limit,
                 workers=args.workers, seed=args.seed),
                 log=lambda s: print(s, flush=True))
+        elif args.job == "merge-cv":
+            import json
+            from pathlib import Path
+
+            from edge_genre.errors import DataError
+            from edge_genre.train.paper_cv import merge
+
+            try:
+                records = [json.loads(Path(p).read_text()) for p in args.records]
+            except (OSError, ValueError) as e:
+                raise DataError(f"cannot read a record: {e}") from None
+            merged = merge(records)
+            Path(args.out).write_text(json.dumps(merged, indent=1) + "\n")
+            print(f"folds {merged['folds_run']}: track accuracy "
+                  f"{100 * merged['track_accuracy_mean']:.1f} +- "
+                  f"{100 * merged['track_accuracy_std']:.1f} %; wrote {args.out}")
         else:
             from edge_genre.train.paper_cv import PaperCVConfig, run
 

@@ -185,3 +185,40 @@ def run(cfg: PaperCVConfig, log=print) -> dict:
     log(f"paper-cv: folds {record['folds_run']} ({stopped}); wrote {out / RECORD_OUT}")
     return record
 
+
+
+def merge(records: list[dict]) -> dict:
+    """One record from records of disjoint folds of the same cross-validation (a run cut by a
+    time limit, finished by another call with ``--folds``): per-fold results in fold order,
+    means, spreads and the pooled confusion recomputed. DataError when the records do not belong
+    together (preset, k, seed, tracks or epochs differ) or share a fold."""
+    if not records:
+        raise DataError("nothing to merge")
+    same = ("preset", "k", "seed", "n_tracks", "epochs", "labels", "grouping")
+    first = records[0]
+    for r in records[1:]:
+        differ = [key for key in same if r.get(key) != first.get(key)]
+        if differ:
+            raise DataError(f"these records are not one cross-validation ({', '.join(differ)} "
+                            f"differ)")
+    per_fold = sorted((f for r in records for f in r["per_fold"]), key=lambda f: f["fold"])
+    numbers = [f["fold"] for f in per_fold]
+    if len(set(numbers)) != len(numbers):
+        raise DataError(f"a fold is in more than one record (folds {numbers})")
+    accs = [f["track_accuracy"] for f in per_fold]
+    window_accs = [f["window_accuracy"] for f in per_fold]
+    out = dict(first)
+    out.update(
+        folds_run=numbers, per_fold=per_fold,
+        track_accuracy_per_fold=accs, window_accuracy_per_fold=window_accs,
+        track_accuracy_mean=float(np.mean(accs)), track_accuracy_std=float(np.std(accs)),
+        window_accuracy_mean=float(np.mean(window_accs)),
+        window_accuracy_std=float(np.std(window_accs)),
+        pooled_track_confusion=np.sum([r["pooled_track_confusion"] for r in records],
+                                      axis=0).tolist(),
+        feature_seconds=round(sum(r.get("feature_seconds") or 0 for r in records), 1),
+        wall_seconds=round(sum(r.get("wall_seconds") or 0 for r in records), 1),
+        stopped_by="done" if len(numbers) == first["k"] else "partial",
+        merged_from=[{"folds_run": r["folds_run"], "stopped_by": r.get("stopped_by"),
+                      "wall_seconds": r.get("wall_seconds")} for r in records])
+    return out

@@ -164,6 +164,26 @@ def test_paper_cv_one_fold_record(tiny_pack, tmp_path):
     assert fold["epochs_run"] == 1 and fold["fold_seconds"] > 0 and 0 <= fold["track_accuracy"] <= 1
     assert "16000 Hz" in rec["audio"]
 
+    # The cut run finished by a second call (as run.sh's PAPER_ARGS='--folds 2'), then merged.
+    out2 = tmp_path / "cv2"
+    r = _job(["paper-cv", "--preset", "scratch", "--data", str(tiny_pack), "--out", str(out2),
+              "--cv", "2", "--folds", "2", "--epochs", "1", "--workers", "1", "--quiet"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    merged_path = tmp_path / "all.json"
+    r = _job(["merge-cv", str(out / RECORD_OUT), str(out2 / RECORD_OUT), "--out", str(merged_path)])
+    assert r.returncode == 0, r.stderr[-2000:]
+    merged = json.loads(merged_path.read_text())
+    second = json.loads((out2 / RECORD_OUT).read_text())
+    accs = [rec["track_accuracy_per_fold"][0], second["track_accuracy_per_fold"][0]]
+    assert merged["folds_run"] == [1, 2] and merged["stopped_by"] == "done"
+    assert merged["track_accuracy_per_fold"] == accs
+    assert merged["track_accuracy_mean"] == pytest.approx(np.mean(accs))
+    assert np.sum(merged["pooled_track_confusion"]) == sum(
+        f["test_tracks"] for f in merged["per_fold"])
+    # The same fold twice, or a record of another cross-validation, is refused in one line.
+    r = _job(["merge-cv", str(out / RECORD_OUT), str(out / RECORD_OUT), "--out", str(merged_path)])
+    assert r.returncode == 2 and "more than one record" in r.stderr
+
 
 def test_shim_imports_from_a_bare_checkout(tmp_path):
     """The lent machine runs from the checkout: the shim's links give ``edge_genre.*``."""
