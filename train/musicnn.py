@@ -108,6 +108,9 @@ DENSE_PARAMS = ("kernel", "bias")
 
 #: Name of the shipped weights file in ``edge_genre/models``.
 WEIGHTS_FILE = "musicnn-msd.npz"
+#: The room-robust copy (``edge_genre.train.accelerate robust-teacher`` on a lent H200,
+#: 2026-12-04; see ``NOTICE-musicnn.md``): the teacher of the ``room`` preset.
+ROBUST_WEIGHTS_FILE = "musicnn-robust.npz"
 #: Names another weights file of this layout for ``read_weights()`` (so for the ``music`` body),
 #: e.g. the ``musicnn-robust.npz`` of ``edge_genre.train.accelerate robust-teacher``.
 WEIGHTS_ENV = "EDGE_GENRE_MUSICNN_WEIGHTS"
@@ -272,6 +275,11 @@ def save_weights(weights: MusicnnWeights, path: str | Path) -> Path:
         np.savez_compressed(f, **{k: np.asarray(v, np.float32)
                                   for k, v in weights.arrays.items()})
     return path
+
+
+def robust_weights_path() -> Path:
+    """The shipped room-robust musicnn weights."""
+    return default_weights_path().with_name(ROBUST_WEIGHTS_FILE)
 
 
 def weights_path() -> Path:
