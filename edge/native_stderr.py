@@ -10,9 +10,13 @@ started meanwhile inherit it) and moves Python's own stderr (``sys.stderr`` and 
 ``edge_genre`` log handlers on it) to a copy of the terminal's descriptor; a thread reads the
 pipe and logs each native line at DEBUG on ``edge_genre.native``, so ``-v`` still shows them;
 lines of ours that child processes write there (``edge-genre: WARNING: ...``) go to the terminal.
+A crash must not be lost in the pipe (its reader dies with the process): for the length of the
+command Python's fault handler writes to the terminal's copy, so a segmentation fault in a native
+library still prints "Fatal Python error" and the stack where the user sees it.
 """
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import sys
@@ -66,9 +70,15 @@ def divert():
     sys.stderr = terminal
     for h in handlers:
         h.setStream(terminal)
+    faults_were_on = faulthandler.is_enabled()
+    faulthandler.enable(file=terminal, all_threads=True)
     try:
         yield
     finally:
+        if faults_were_on:
+            faulthandler.enable(file=old, all_threads=True)
+        else:
+            faulthandler.disable()
         for h in handlers:
             h.setStream(old)
         sys.stderr = old
