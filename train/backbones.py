@@ -16,6 +16,8 @@ to pool. ``transfer.py`` trains and assembles heads over any of them.
 - ``musicnn``: musicnn's MSD network (``musicnn.py``), whole; its "map" is one vector per window,
   the 200-d penultimate layer and the 50 tag probabilities (shape (1, 1, 250)). Weights ship in
   the package (``edge_genre/models/musicnn-msd.npz``, ISC licence).
+- ``musicnn_robust``: the same network with the weights self-distilled toward room robustness
+  on a lent accelerator (``robust.py``; ``edge_genre/models/musicnn-robust.npz``).
 """
 from __future__ import annotations
 
@@ -73,6 +75,11 @@ class Backbone:
         """The card's model input for one window, (n_mels, frames, 1)."""
         return self.frontend.feature_shape(self.window.window_samples(self.frontend))
 
+    @property
+    def cache_kind(self) -> str:
+        """The feature cache's folder for this body's maps."""
+        return self.name
+
     def maps_key(self, settings_key: str, depth: int) -> str:
         key = f"{settings_key}-v{self.maps_version}"
         return key if depth == self.n_layers else key + f"-d{depth}"
@@ -102,21 +109,40 @@ class MusicnnBackbone(Backbone):
     def channels(self, depth: int) -> int:
         return self.CHANNELS
 
+    def weights_path(self) -> Path:
+        from edge_genre.train import musicnn as M
+
+        return M.weights_path()
+
     def read_weights(self):
         from edge_genre.train import musicnn as M
 
-        return M.read_weights()
+        return M.read_weights(self.weights_path())
 
     def maps_key(self, settings_key: str, depth: int) -> str:
-        # Other weights (``$EDGE_GENRE_MUSICNN_WEIGHTS``) make other maps: cached apart.
+        # Other weights (``$EDGE_GENRE_MUSICNN_WEIGHTS``, the robust copy) make other maps:
+        # cached apart.
         from edge_genre.train import musicnn as M
         from edge_genre.train.data import file_digest
 
         key = super().maps_key(settings_key, depth)
-        path = M.weights_path()
+        path = self.weights_path()
         if path == M.default_weights_path() or not path.is_file():
             return key
         return f"{key}-w{file_digest(path)[:10]}"
+
+
+class RobustMusicnnBackbone(MusicnnBackbone):
+    """musicnn with the shipped room-robust weights (``musicnn-robust.npz``)."""
+
+    @property
+    def cache_kind(self) -> str:
+        return "musicnn"  # beside musicnn's maps: the key names the weights file's hash
+
+    def weights_path(self) -> Path:
+        from edge_genre.train import musicnn as M
+
+        return M.robust_weights_path()
 
     def build(self, weights, frames=None, depth=None):
         import keras
@@ -158,7 +184,15 @@ def _musicnn() -> Backbone:
                            "musicnn MSD_musicnn (ISC)")
 
 
-_FACTORIES = {"yamnet": _yamnet, "yamnet_20ms": _yamnet_20ms, "musicnn": _musicnn}
+def _musicnn_robust() -> Backbone:
+    from edge_genre.train import musicnn as M
+
+    return RobustMusicnnBackbone("musicnn_robust", M.musicnn_frontend(), WINDOW, 1, 1,
+                                 "musicnn MSD_musicnn (ISC), self-distilled on room copies")
+
+
+_FACTORIES = {"yamnet": _yamnet, "yamnet_20ms": _yamnet_20ms, "musicnn": _musicnn,
+              "musicnn_robust": _musicnn_robust}
 BACKBONES = tuple(_FACTORIES)
 _made: dict[str, Backbone] = {}
 

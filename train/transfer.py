@@ -37,6 +37,7 @@ from edge_genre.train.backbones import Backbone, get_backbone
 from edge_genre.train.data import Track
 from edge_genre.train.features import FeatureCache, load_windows, settings_key
 from edge_genre.train.roomsim import RoomCopy, augment_copies
+from edge_genre.train.roomtune import RoomTuneConfig
 from edge_genre.train.scores import track_accuracy, window_accuracy
 
 log = logging.getLogger("edge_genre")
@@ -44,6 +45,7 @@ log = logging.getLogger("edge_genre")
 PRESET = "transfer"
 STUDENT = "student"
 MUSIC = "music"
+ROOM = "room"
 #: YAMNet's front-end and window (the ``transfer`` and ``student`` input).
 FRONTEND = Y.yamnet_frontend()
 WINDOW = BACKBONE_WINDOW
@@ -73,6 +75,9 @@ class TransferConfig:
         copies heard through simulated room microphones (``roomsim.ROOM_AUGMENT``: physical rooms
         of 10-300 m^3 with the microphone 0.3-8 m away, band limits, level, pink, brown or babble
         noise), so it keeps working on a microphone across a room.
+    tune : YAMNet bodies only: before the head, train the body's layers after ``tune.cut`` on
+        room copies toward a music teacher (``roomtune.RoomTuneConfig``; the ``room`` preset).
+        None: the body stays as pretrained.
 
     Chosen on the artist-grouped folds from a handful of settings (see the CV record): mean
     pooling, C = 0.1; meanmax and meanstd pooling, C in {0.01, 1} and per-dimension scaling
@@ -86,6 +91,7 @@ class TransferConfig:
     scaling: str = "global"
     room_copies: int = 0
     backbone: str = "yamnet"
+    tune: "RoomTuneConfig | None" = None
 
     def __post_init__(self) -> None:
         body = get_backbone(self.backbone)
@@ -102,9 +108,14 @@ class TransferConfig:
             raise ModelError(f"pooling {self.pooling!r} is not one of {', '.join(POOLINGS)}")
         if self.c <= 0:
             raise ModelError("c must be positive")
+        if self.tune is not None and (not self.backbone.startswith("yamnet")
+                                      or not self.tune.cut < self.depth
+                                      or self.room_copies > self.tune.copies):
+            raise ModelError("tuning needs a yamnet body deeper than the cut, and at least "
+                             "room_copies tuning copies")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return dataclasses.asdict(self)  # tune (a dataclass too) becomes a dict
 
     @property
     def body(self) -> Backbone:
@@ -161,7 +172,7 @@ def backbone_maps(tracks: list[Track], weights=None, cache_dir: str | Path | Non
     for i, track in enumerate(tracks):
         if progress:
             progress(i, len(tracks), track)
-        m = cache.get(b.name, track.path, key) if cache.folder else None
+        m = cache.get(b.cache_kind, track.path, key) if cache.folder else None
         if m is None:
             w = load_windows([track], b.frontend, b.window, cache_dir=cache_dir, room=room)
             if not len(w):
@@ -170,7 +181,7 @@ def backbone_maps(tracks: list[Track], weights=None, cache_dir: str | Path | Non
                 body = b.build(weights if weights is not None else b.read_weights(), None, depth)
             m = body.predict(_time_major(w.x), batch_size=batch_size, verbose=0)
             m = m.astype(np.float16)
-            cache.put(b.name, track.path, key, m)
+            cache.put(b.cache_kind, track.path, key, m)
         owners.append(np.full(len(m), len(kept)))
         ys.append(np.full(len(m), track.label))
         kept.append(track)
@@ -327,6 +338,8 @@ def fit_preset(preset, train, valid, epochs=None, progress=True, cfg: TransferCo
     weights = cfg.body.read_weights()
     parts = [w for w in (train, valid) if w is not None and len(w)]
     tracks = [t for w in parts for t in w.tracks]
+    if cfg.tune is not None:
+        return _fit_tuned(cfg, weights, train, valid, tracks, cache_dir, n_labels, progress)
     maps = _maps_from_windows(parts, weights, cfg) if cache_dir is None else backbone_maps(
         tracks, weights, cache_dir, depth=cfg.depth, backbone=cfg.backbone)
     feats = pool(maps.maps, cfg.pooling)
@@ -341,6 +354,34 @@ def fit_preset(preset, train, valid, epochs=None, progress=True, cfg: TransferCo
         entry["val_accuracy"] = window_accuracy(probs, valid.y)
         entry["val_track_accuracy"] = track_accuracy(probs, valid.track, valid.y)
         entry["note"] = "valid windows were part of the head's training data"
+    return model, [entry]
+
+
+def _fit_tuned(cfg: TransferConfig, weights, train, valid, tracks, cache_dir, n_labels,
+               progress):
+    """``fit_preset`` for a tuned body: YAMNet's top layers trained on the tracks' room copies
+    toward the teacher (``roomtune``), then the head on the tuned body's pooled features of the
+    tracks as recorded and their first ``room_copies`` copies."""
+    from edge_genre.train import roomtune as RT
+    from edge_genre.train.features import normalization_stats
+
+    n_labels = n_labels or int(max(t.label for t in tracks)) + 1
+    data = RT.tune_data(tracks, weights, cache_dir, cfg.tune, cfg.backbone)
+    weights, history = RT.tune_top(data, weights, cfg.tune, n_labels, progress, cfg.depth)
+    feats = RT.top_features(data.x, weights, cfg.tune, depth=cfg.depth)
+    heard = data.version <= cfg.room_copies
+    head, info = fit_head(feats[heard], data.y[heard], n_labels, cfg)
+    mean, std = normalization_stats(train.x)
+    model = assemble(weights, head, cfg.pooling, mean, std, cfg.depth, cfg.backbone)
+    entry = {"epoch": 1, "accuracy": info["train_window_accuracy"], "tuning": history}
+    if valid is not None and len(valid):
+        ids = {t.track_id for t in valid.tracks}
+        rows = np.flatnonzero((data.version == 0) & np.isin(data.track_ids, list(ids)))
+        probs = head.predict(feats[rows], verbose=0)
+        entry["val_accuracy"] = window_accuracy(probs, data.y[rows])
+        entry["val_track_accuracy"] = track_accuracy(
+            probs, np.unique(data.track_ids[rows], return_inverse=True)[1], data.y[rows])
+        entry["note"] = "valid windows were part of the tuning's and the head's training data"
     return model, [entry]
 
 
@@ -387,16 +428,19 @@ def _maps_from_windows(parts, weights, cfg: TransferConfig) -> Maps:
 CONFIGS = {PRESET: TransferConfig(room_copies=2),
            STUDENT: TransferConfig(backbone="yamnet_20ms", depth=6, scaling="feature",
                                    room_copies=2),
-           MUSIC: TransferConfig(backbone="musicnn", room_copies=2)}
+           MUSIC: TransferConfig(backbone="musicnn_robust", room_copies=2),
+           ROOM: TransferConfig(room_copies=4, tune=RoomTuneConfig())}
 
 DESCRIPTIONS = {
     PRESET: "transfer: YAMNet body (ported from its TFLite weights, frozen) on 64-mel log at "
             "16 kHz, mean-pooled, logistic-regression head",
     STUDENT: "student: YAMNet's first 6 layers (ported, frozen; 49.8 M MACs) on 64-mel log at "
              "16 kHz every 20 ms, mean-pooled, logistic-regression head",
-    MUSIC: "music: musicnn's MSD network (ported, frozen; trained on the Million Song Dataset's "
-           "tags) on 96-mel log at 16 kHz, logistic-regression head over its penultimate layer "
-           "and 50 tag probabilities",
+    MUSIC: "music: musicnn's MSD network (ported; trained on the Million Song Dataset's tags, "
+           "then self-distilled to hear through rooms; frozen here) on 96-mel log at 16 kHz, "
+           "logistic-regression head over its penultimate layer and 50 tag probabilities",
+    ROOM: "room: YAMNet body (ported) whose top two layers learnt, from room copies, the "
+          "room-robust musicnn's view of the clean recording, + logistic-regression head",
 }
 
 

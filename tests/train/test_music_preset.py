@@ -38,11 +38,25 @@ def test_preset_contract():
     assert p.name == "music" and p.fit is not None
     assert p.frontend == M.musicnn_frontend() == get_backbone("musicnn").frontend
     assert p.input_shape == (96, 251, 1) == T.input_shape("musicnn")
-    assert CFG.backbone == "musicnn" and CFG.depth == 1 and CFG.n_features == 250
+    assert CFG.backbone == "musicnn_robust" and CFG.depth == 1 and CFG.n_features == 250
     with pytest.raises(ModelError):
         T.TransferConfig(backbone="musicnn", depth=2)
     with pytest.raises(ModelError):
         T.TransferConfig(backbone="vggish")
+
+
+def test_the_preset_hears_through_the_room_robust_weights():
+    """``music`` sits on the shipped robust copy: same layout, other weights, maps cached beside
+    the original's under a key naming the file."""
+    from edge_genre.train.features import settings_key
+
+    robust, plain = get_backbone("musicnn_robust"), get_backbone("musicnn")
+    assert robust.frontend == plain.frontend and robust.cache_kind == plain.cache_kind
+    key = settings_key(plain.frontend, plain.window)
+    assert robust.maps_key(key, 1) != plain.maps_key(key, 1)
+    a, b = robust.read_weights(), plain.read_weights()
+    assert a.arrays.keys() == b.arrays.keys()
+    assert any(not np.array_equal(a.arrays[k], b.arrays[k]) for k in a.arrays)
 
 
 @pytest.mark.slow
