@@ -28,9 +28,9 @@ from edge_genre.train.augment import AugmentConfig
 from edge_genre.train.recipe import Preset, TrainConfig
 
 
-PRESETS = ("paper", "scratch", "transfer", "student", "music")
+PRESETS = ("paper", "scratch", "transfer", "student", "music", "room")
 #: Presets built by ``edge_genre.train.transfer`` (a pretrained body and a head).
-TRANSFER_PRESETS = ("transfer", "student", "music")
+TRANSFER_PRESETS = ("transfer", "student", "music", "room")
 #: Old preset names still accepted for one release (old -> current): the one place an alias is
 #: defined. ``canonical_name`` resolves them; help and choices show only ``PRESETS``.
 DEPRECATED_NAMES = {"edge": "scratch"}
