@@ -425,6 +425,12 @@ def _maps_from_windows(parts, weights, cfg: TransferConfig) -> Maps:
 #: at 20 ms were no better (7 layers, 56.7 M: 54.5 / 50.8 %; 8 layers, 70.6 M but 534 k
 #: parameters: 55.7 / 53.3 %), and the whole body at 20 ms loses 7 points (148.3 M: 57.7 / 51.5 %
 #: against 65.1 / 55.2 % at 10 ms), so ``transfer`` keeps YAMNet's own hop.
+#: Room tuning (the ``room`` preset, 2026-12-04, one-off probe over the same folds and cached maps,
+#: three settings declared before scoring; cut 12, 4 room copies, head on clean + 4 copies),
+#: clean / near / far, mean of three: A frozen 62.1 / 54.1 / 47.7 % (54.7); B tuned 6 epochs on
+#: teacher MSE + genre CE 59.0 / 56.5 / 52.2 % (55.9); C teacher MSE only 61.5 / 55.3 / 49.7 %
+#: (55.5). B is 1.2 points above the frozen body, inside the noise: ``room`` keeps B's settings
+#: as a preset to try on more data, and the default stays ``transfer``.
 CONFIGS = {PRESET: TransferConfig(room_copies=2),
            STUDENT: TransferConfig(backbone="yamnet_20ms", depth=6, scaling="feature",
                                    room_copies=2),
