@@ -19,10 +19,8 @@ SMALL = RT.RoomTuneConfig(copies=1, epochs=1, batch=16)
 
 
 @pytest.fixture(scope="module")
-def weights():
-    if not YAMNET_TFLITE.is_file():
-        pytest.fail(f"YAMNet TFLite file not found at {YAMNET_TFLITE}")
-    return Y.read_tflite_weights(YAMNET_TFLITE)
+def weights(yamnet_weights):
+    return yamnet_weights
 
 
 @pytest.fixture(scope="module")

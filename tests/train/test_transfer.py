@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import YAMNET_TFLITE
 from edge_genre.edge import audio
 from edge_genre.edge import frontend as fe
 from edge_genre.edge.config import ModelCard
@@ -16,10 +15,8 @@ from edge_genre.train.data import discover
 
 
 @pytest.fixture(scope="module")
-def weights():
-    if not YAMNET_TFLITE.is_file():
-        pytest.fail(f"YAMNet TFLite file not found at {YAMNET_TFLITE}")
-    return Y.read_tflite_weights(YAMNET_TFLITE)
+def weights(yamnet_weights):
+    return yamnet_weights
 
 
 @pytest.fixture(scope="module")

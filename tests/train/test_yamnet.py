@@ -31,10 +31,8 @@ SEGMENTS = (("jazz.00002", 12.0), ("metal.00002", 5.0), ("classical.00001", 20.0
 
 
 @pytest.fixture(scope="module")
-def weights():
-    if not YAMNET_TFLITE.is_file():
-        pytest.fail(f"YAMNet TFLite file not found at {YAMNET_TFLITE}")
-    return Y.read_tflite_weights(YAMNET_TFLITE)
+def weights(yamnet_weights):
+    return yamnet_weights
 
 
 def _segment(track_id: str, start_s: float, extra: int = 0) -> np.ndarray:

@@ -1,0 +1,16 @@
+"""Fixtures shared by the training tests."""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import YAMNET_TFLITE
+
+
+@pytest.fixture(scope="session")
+def yamnet_weights():
+    """YAMNet's weights read from ../shared's TFLite file (read once per session)."""
+    from edge_genre.train import yamnet as Y
+
+    if not YAMNET_TFLITE.is_file():
+        pytest.fail(f"YAMNet TFLite file not found at {YAMNET_TFLITE}")
+    return Y.read_tflite_weights(YAMNET_TFLITE)
