@@ -131,19 +131,6 @@ class MusicnnBackbone(Backbone):
             return key
         return f"{key}-w{file_digest(path)[:10]}"
 
-
-class RobustMusicnnBackbone(MusicnnBackbone):
-    """musicnn with the shipped room-robust weights (``musicnn-robust.npz``)."""
-
-    @property
-    def cache_kind(self) -> str:
-        return "musicnn"  # beside musicnn's maps: the key names the weights file's hash
-
-    def weights_path(self) -> Path:
-        from edge_genre.train import musicnn as M
-
-        return M.robust_weights_path()
-
     def build(self, weights, frames=None, depth=None):
         import keras
         from keras import layers as L
@@ -159,6 +146,19 @@ class RobustMusicnnBackbone(MusicnnBackbone):
         x = L.Concatenate(name="penultimate_tags")([penultimate, tags])
         x = L.Reshape((1, 1, self.CHANNELS), name="as_map")(x)
         return keras.Model(inp, x, name="musicnn")
+
+
+class RobustMusicnnBackbone(MusicnnBackbone):
+    """musicnn with the shipped room-robust weights (``musicnn-robust.npz``)."""
+
+    @property
+    def cache_kind(self) -> str:
+        return "musicnn"  # beside musicnn's maps: the key names the weights file's hash
+
+    def weights_path(self) -> Path:
+        from edge_genre.train import musicnn as M
+
+        return M.robust_weights_path()
 
 
 def _yamnet() -> Backbone:

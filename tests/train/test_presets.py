@@ -57,7 +57,7 @@ def test_scratch_preset_fits_a_pi():
 
 
 def test_unknown_preset_is_a_user_error():
-    assert set(PRESETS) == {"paper", "scratch", "transfer", "student", "music"}
+    assert set(PRESETS) == {"paper", "scratch", "transfer", "student", "music", "room"}
     with pytest.raises(EdgeGenreError, match="unknown preset"):
         get_preset("resnet")
 
@@ -126,4 +126,4 @@ def test_the_cli_reads_the_old_name_and_shows_only_the_new_one(capsys):
         with pytest.raises(SystemExit):
             parser.parse_args([command, "--help"])
         text = capsys.readouterr().out
-        assert "{paper,scratch,transfer,student,music}" in text and "edge," not in text
+        assert "{paper,scratch,transfer,student,music,room}" in text and "edge," not in text
