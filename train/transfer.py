@@ -26,17 +26,15 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from edge_genre.errors import DataError, ModelError
 from edge_genre.train import yamnet as Y
 from edge_genre.train.backbones import WINDOW as BACKBONE_WINDOW
-from edge_genre.train.backbones import Backbone, get_backbone
+from edge_genre.train.backbones import Backbone, Maps, _time_major, backbone_maps, get_backbone
 from edge_genre.train.data import Track
-from edge_genre.train.features import FeatureCache, load_windows, settings_key
-from edge_genre.train.roomsim import RoomCopy, augment_copies
+from edge_genre.train.roomsim import augment_copies
 from edge_genre.train.roomtune import RoomTuneConfig
 from edge_genre.train.scores import track_accuracy, window_accuracy
 
@@ -134,61 +132,6 @@ class TransferConfig:
 
 def input_shape(backbone: str = "yamnet") -> tuple[int, int, int]:
     return get_backbone(backbone).input_shape()
-
-
-# ----------------------------------------------------------------------------- backbone maps
-
-
-@dataclass
-class Maps:
-    """Backbone feature maps of every window of some tracks."""
-
-    maps: np.ndarray  # (n, T, F, C) float16: (n, 13, 2, 1024) for the whole body
-    y: np.ndarray  # (n,)
-    track: np.ndarray  # (n,) index into tracks
-    tracks: list[Track]
-
-
-def _time_major(x: np.ndarray) -> np.ndarray:
-    """(n, mels, frames, 1) model input -> (n, frames, mels, 1) as the bodies take it."""
-    return np.ascontiguousarray(np.transpose(x, (0, 2, 1, 3)))
-
-
-def backbone_maps(tracks: list[Track], weights=None, cache_dir: str | Path | None = None,
-                  batch_size: int = 16, progress: Callable[[int, int, Track], None] | None = None,
-                  depth: int | None = None, room: RoomCopy | None = None,
-                  backbone: str = "yamnet") -> Maps:
-    """Outputs of a backbone's first ``depth`` layers (all when None) for every window of
-    ``tracks`` (cached per track on disk); with ``room``, of the tracks as a simulated room
-    microphone hears them. ``weights`` are read when None and something is not cached."""
-    b = get_backbone(backbone)
-    depth = depth or b.n_layers
-    cache = FeatureCache(cache_dir)
-    key = b.maps_key(settings_key(b.frontend, b.window), depth)
-    if room is not None:
-        key += f"-{room.key()}"
-    body = None
-    out, ys, owners, kept = [], [], [], []
-    for i, track in enumerate(tracks):
-        if progress:
-            progress(i, len(tracks), track)
-        m = cache.get(b.cache_kind, track.path, key) if cache.folder else None
-        if m is None:
-            w = load_windows([track], b.frontend, b.window, cache_dir=cache_dir, room=room)
-            if not len(w):
-                continue  # reported by load_windows
-            if body is None:
-                body = b.build(weights if weights is not None else b.read_weights(), None, depth)
-            m = body.predict(_time_major(w.x), batch_size=batch_size, verbose=0)
-            m = m.astype(np.float16)
-            cache.put(b.cache_kind, track.path, key, m)
-        owners.append(np.full(len(m), len(kept)))
-        ys.append(np.full(len(m), track.label))
-        kept.append(track)
-        out.append(m)
-    if not out:
-        raise DataError("no usable tracks")
-    return Maps(np.concatenate(out), np.concatenate(ys), np.concatenate(owners), kept)
 
 
 def head_training_data(maps: Maps, feats: np.ndarray, tracks: list[Track], cfg: "TransferConfig",
