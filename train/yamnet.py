@@ -152,6 +152,51 @@ def read_tflite_weights(path: str | Path) -> YamnetWeights:
                          const(logits["inputs"][2]))
 
 
+def save_weights(weights: YamnetWeights, path: str | Path, dtype=np.float32) -> Path:
+    """Write the weights to a compressed ``.npz`` (keys ``layer{i}/{param}``, 1-based, and
+    ``logits/kernel``, ``logits/bias``). ``read_weights`` reads it back as float32."""
+    arrays = {f"layer{i + 1}/{k}": np.asarray(v, dtype)
+              for i, layer in enumerate(weights.layers) for k, v in layer.items()}
+    arrays["logits/kernel"] = np.asarray(weights.logits_kernel, dtype)
+    arrays["logits/bias"] = np.asarray(weights.logits_bias, dtype)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:  # a file object keeps numpy from appending ".npz"
+        np.savez_compressed(f, **arrays)
+    return path
+
+
+def read_weights(path: str | Path) -> YamnetWeights:
+    """YAMNet's weights from its TFLite file or from an ``.npz`` written by ``save_weights`` (a
+    copy trained further, e.g. ``robust.py``'s). ModelError when missing or not YAMNet's."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        return read_tflite_weights(path)
+    try:
+        with np.load(path) as z:
+            arrays = {k: np.asarray(z[k], np.float32) for k in z.files}
+    except (OSError, ValueError) as e:
+        raise ModelError(f"cannot read YAMNet weights {path}: {e}") from None
+    reference = [(("kernel", (3, 3, 1, 32)), ("bias", (32,)))]
+    for (kind, _, c), (_, _, prev) in zip(LAYERS[1:], LAYERS):
+        reference.append((("dw_kernel", (3, 3, prev, 1)), ("dw_bias", (prev,)),
+                          ("pw_kernel", (1, 1, prev, c)), ("pw_bias", (c,))))
+    layers = []
+    for i, params in enumerate(reference):
+        layer = {}
+        for name, shape in params:
+            key = f"layer{i + 1}/{name}"
+            if key not in arrays or arrays[key].shape != shape:
+                raise ModelError(f"{path} is not a YAMNet weights file ({key} missing or not "
+                                 f"{shape})")
+            layer[name] = arrays[key]
+        layers.append(layer)
+    kernel, bias = arrays.get("logits/kernel"), arrays.get("logits/bias")
+    if kernel is None or bias is None or kernel.shape != (EMBEDDING_SIZE, N_CLASSES):
+        raise ModelError(f"{path} is not a YAMNet weights file (logits missing)")
+    return YamnetWeights(layers, kernel, bias)
+
+
 def build_backbone(weights: YamnetWeights | None = None, frames: int | None = None,
                    name: str = "yamnet", until: int | None = None, start: int = 0,
                    input_channels: int | None = None):

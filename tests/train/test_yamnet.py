@@ -67,6 +67,24 @@ def test_read_rejects_a_non_yamnet_file(tmp_path):
         Y.read_tflite_weights(tmp_path / "missing.tflite")
 
 
+def test_npz_round_trip_and_refusals(weights, tmp_path):
+    """A trained copy's file (``save_weights``) reads back exactly; a file that is not YAMNet's,
+    or lacks a layer, is refused with a ModelError naming what is wrong."""
+    from edge_genre.errors import ModelError
+
+    back = Y.read_weights(Y.save_weights(weights, tmp_path / "copy.npz"))
+    for a, b in zip(back.layers, weights.layers):
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert np.array_equal(back.logits_bias, weights.logits_bias)
+    with open(tmp_path / "short.npz", "wb") as f:
+        np.savez(f, **{"layer1/kernel": weights.layers[0]["kernel"]})
+    with pytest.raises(ModelError, match="layer1/bias"):
+        Y.read_weights(tmp_path / "short.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(ModelError, match="cannot read"):
+        Y.read_weights(tmp_path / "junk.npz")
+
+
 @pytest.mark.slow
 def test_port_matches_tflite_layer_by_layer(weights):
     import keras
