@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_genre.errors import DataError, ModelError
+from edge_genre.train.backbones import backbone_maps
 from edge_genre.train.data import Track
 
 log = logging.getLogger("edge_genre")
@@ -69,7 +70,6 @@ def teacher_maps(tracks: list[Track], cache_dir, teacher_weights: str | None = N
     """The teacher's (1, 1, 250) map of every clean window of ``tracks`` (cached, keyed by the
     weights file's hash)."""
     from edge_genre.train import musicnn as M
-    from edge_genre.train.backbones import backbone_maps
 
     if teacher_weights is None:
         return backbone_maps(tracks, None, cache_dir, backbone="musicnn_robust")
@@ -88,8 +88,6 @@ def teacher_maps(tracks: list[Track], cache_dir, teacher_weights: str | None = N
 def cut_maps(tracks, weights, cache_dir, cfg: RoomTuneConfig, room=None,
              backbone: str = "yamnet"):
     """Maps of the frozen layers 1..cut (cached), of the tracks as recorded or through ``room``."""
-    from edge_genre.train.backbones import backbone_maps
-
     return backbone_maps(tracks, weights, cache_dir, depth=cfg.cut, room=room, backbone=backbone)
 
 
