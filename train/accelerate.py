@@ -2,6 +2,7 @@
 
     python -m edge_genre.train.accelerate pack --data DATA --out .accel/data
     python -m edge_genre.train.accelerate robust-teacher --data .accel/data --out OUT/robust
+    python -m edge_genre.train.accelerate robust-teacher --body yamnet --data DATA --out OUT
     python -m edge_genre.train.accelerate paper-cv --data .accel/data --out OUT/paper
     python -m edge_genre.train.accelerate merge-cv A/paper-cv.json B/paper-cv.json --out ALL.json
 
@@ -43,9 +44,12 @@ def parser() -> argparse.ArgumentParser:
     pk.add_argument("--cv", type=int, default=5, metavar="K", help="folds in the manifest")
     pk.add_argument("--seed", type=int, default=0)
 
-    rt = sub.add_parser("robust-teacher", help="self-distil musicnn toward room robustness")
+    rt = sub.add_parser("robust-teacher", help="self-distil musicnn (or YAMNet) toward room "
+                        "robustness")
     rt.add_argument("--data", required=True, help="a pack or a dataset folder")
     rt.add_argument("--out", required=True, help="output folder")
+    rt.add_argument("--body", choices=("musicnn", "yamnet"), default="musicnn",
+                    help="the body that learns (default %(default)s)")
     rt.add_argument("--steps", type=int, default=500)
     rt.add_argument("--batch", type=int, default=128)
     rt.add_argument("--micro-batch", type=int, default=None, metavar="N",
@@ -57,7 +61,8 @@ def parser() -> argparse.ArgumentParser:
     rt.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
     rt.add_argument("--room-cache", default=None, metavar="DIR",
                     help="impulse-response bank for roomsim.augmenter")
-    rt.add_argument("--weights", default=None, help="teacher weights .npz (default: shipped)")
+    rt.add_argument("--weights", default=None,
+                    help="teacher weights (default: musicnn's shipped .npz, YAMNet's TFLite)")
     rt.add_argument("--stats-crops", type=int, default=1024)
     rt.add_argument("--eval-crops", type=int, default=256)
     rt.add_argument("--limit", type=int, default=None, metavar="N", help="N tracks per genre")
@@ -99,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             from edge_genre.train.robust import RobustConfig, run
 
             run(RobustConfig(
-                args.data, args.out, steps=args.steps, batch=args.batch,
+                args.data, args.out, body=args.body, steps=args.steps, batch=args.batch,
                 micro_batch=args.micro_batch, lr=args.lr, copies=args.copies,
                 checkpoint_every=args.checkpoint_every, max_seconds=args.max_seconds,
                 precision=args.precision, room_cache=args.room_cache, weights=args.weights,

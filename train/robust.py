@@ -1,4 +1,12 @@
-"""Self-distil musicnn toward room robustness: a trainable copy hears room copies, regresses the clean teacher.
+"""Self-distil a pretrained body toward room robustness: a trainable copy hears room copies, regresses the clean teacher.
+
+Two bodies (``RobustConfig.body``): musicnn (below) and YAMNet, the shipped default's body. For
+YAMNet the target is its own 1024-d embedding (mean-pooled last map) and 521 AudioSet logits of
+the clean crop; it has no batch norm (folded into its biases), and at 287.5 M MACs a window its
+500 steps fit on a 2-core CPU in about half an hour, where musicnn's (1.9 G MACs, batch norm)
+take an accelerator.
+
+The musicnn job:
 
 A copy of musicnn's MSD network (every weight training, its batch norms in inference mode so
 their statistics stay frozen) hears a far-field room copy of a random 4 s crop (251 frames) and
@@ -40,11 +48,36 @@ import numpy as np
 
 from edge_genre.errors import DataError
 
-WEIGHTS_OUT = "musicnn-robust.npz"
 LOG_OUT = "robust-log.json"
-#: musicnn hears a 4 s window: 251 frames of its 16 kHz, 256-hop front-end.
-CROP_FRAMES = 251
 SAMPLE_RATE = 16000
+
+
+@dataclass(frozen=True)
+class RobustBody:
+    """What the job needs of a body: its 4 s crop in frames and its input's bins, the file the
+    trained copy is written to, and the parts in ``_BODY_PARTS`` (input features, weights,
+    networks)."""
+
+    name: str
+    crop_frames: int
+    bins: int
+    hop: int
+    weights_out: str
+
+
+#: musicnn hears a 4 s window as 251 frames of its 16 kHz, 256-hop front-end; YAMNet as 397
+#: frames of its 10 ms one.
+BODIES = {"musicnn": RobustBody("musicnn", 251, 96, 256, "musicnn-robust.npz"),
+          "yamnet": RobustBody("yamnet", 397, 64, 160, "yamnet-robust.npz")}
+#: The musicnn job's (kept for its callers).
+WEIGHTS_OUT = BODIES["musicnn"].weights_out
+CROP_FRAMES = BODIES["musicnn"].crop_frames
+
+
+def get_body(name: str) -> RobustBody:
+    if name not in BODIES:
+        raise DataError(f"body is one of {', '.join(BODIES)}, not {name!r}")
+    return BODIES[name]
 
 
 @dataclass(frozen=True)
@@ -53,6 +86,7 @@ class RobustConfig:
 
     data: str  # a pack (``train/pack.py``) or a dataset folder
     out: str  # output folder
+    body: str = "musicnn"  # which body learns (``BODIES``)
     steps: int = 500
     batch: int = 128
     # Crops per forward pass; the step's gradient is accumulated over batch / micro_batch passes
@@ -64,7 +98,8 @@ class RobustConfig:
     max_seconds: float | None = None  # whole-job budget (data included); stops cleanly
     precision: str = "bf16"  # "bf16" (mixed bfloat16) or "fp32"
     room_cache: str | None = None  # impulse-response bank for roomsim.augmenter
-    weights: str | None = None  # the teacher's weights (default: the shipped MSD weights)
+    weights: str | None = None  # the teacher's weights (default: musicnn's shipped MSD
+    # weights, YAMNet's TFLite file)
     stats_crops: int = 1024  # clean crops the target's mean and spread are taken over
     eval_crops: int = 256  # fixed room (and clean) crops scored at each checkpoint
     limit: int | None = None  # the first N tracks of each genre (short runs)
@@ -82,35 +117,49 @@ ROOM_METHOD = "roomsim.augmenter (rooms of 10-300 m^3, 0.3-8 m, from an impulse-
 _AUGMENT = None  # the augmenter; forked workers inherit it (a closure does not pickle)
 
 
-def track_versions(path: str, track_id: str, copies: int, seed: int) -> np.ndarray | str:
-    """musicnn inputs of a whole track and its room copies, (1 + copies, frames, 96) float32,
-    or the reason the track cannot be used. Copy i's room is seeded by the track id, i and
-    ``seed``: the same rooms in every run."""
-    from edge_genre.edge import audio as audio_io
+def body_input(body: str, y: np.ndarray) -> np.ndarray:
+    """The body's input features of a waveform at 16 kHz, (frames, bins) float32."""
     from edge_genre.edge import frontend as fe
-    from edge_genre.errors import AudioError
+
+    if body == "yamnet":
+        from edge_genre.train import yamnet as Y
+
+        return fe.features(y, Y.yamnet_frontend())[..., 0].T.astype(np.float32)  # time first
     from edge_genre.train import musicnn as M
 
+    return M.to_musicnn_input(fe.features(y, M.musicnn_frontend()))[..., 0]
+
+
+def track_versions(path: str, track_id: str, copies: int, seed: int,
+                   body: str = "musicnn") -> np.ndarray | str:
+    """The body's inputs of a whole track and its room copies, (1 + copies, frames, bins)
+    float32, or the reason the track cannot be used. Copy i's room is seeded by the track id, i
+    and ``seed``: the same rooms in every run."""
+    from edge_genre.edge import audio as audio_io
+    from edge_genre.errors import AudioError
+
+    b = get_body(body)
     try:
         y = audio_io.load(path, SAMPLE_RATE)
     except AudioError as exc:
         return str(exc)
-    if len(y) < CROP_FRAMES * 256 or audio_io.is_silent(y):
+    if len(y) < b.crop_frames * b.hop or audio_io.is_silent(y):
         return f"{path}: silent or shorter than one 4 s crop"
-    cfg = M.musicnn_frontend()
     versions = [y] + [_AUGMENT(y, np.random.default_rng([zlib.crc32(track_id.encode()), seed, i]))
                       for i in range(1, copies + 1)]
-    return np.stack([M.to_musicnn_input(fe.features(v, cfg))[..., 0] for v in versions])
+    return np.stack([body_input(body, v) for v in versions])
 
 
-def prepare(tracks, copies: int, seed: int, workers: int | None, cache_dir: str | None):
-    """(list of (1 + copies, frames, 96) arrays, skipped [(track id, why)]), in worker processes."""
+def prepare(tracks, copies: int, seed: int, workers: int | None, cache_dir: str | None,
+            body: str = "musicnn"):
+    """(list of (1 + copies, frames, bins) arrays, skipped [(track id, why)]), in worker
+    processes."""
     import multiprocessing as mp
 
     from edge_genre.train import roomsim
 
     global _AUGMENT
-    args = [(str(t.path), t.track_id, copies, seed) for t in tracks]
+    args = [(str(t.path), t.track_id, copies, seed, body) for t in tracks]
     workers = max(1, min(int(workers or os.cpu_count() or 1), len(args)))
     # Made once here: reading (or, without a cache, computing) the impulse-response bank.
     _AUGMENT = roomsim.augmenter(SAMPLE_RATE, cache_dir=cache_dir)
@@ -132,16 +181,18 @@ class Crops:
     """Random crops: a track, one of its versions (0 = clean), a start frame; the target comes
     from the clean version's same frames."""
 
-    def __init__(self, versions: list[np.ndarray], rng: np.random.Generator):
-        self.v = np.stack(versions)  # (tracks, 1 + copies, frames, 96)
+    def __init__(self, versions: list[np.ndarray], rng: np.random.Generator,
+                 crop_frames: int = CROP_FRAMES):
+        self.v = np.stack(versions)  # (tracks, 1 + copies, frames, bins)
         self.rng = rng
+        self.crop = crop_frames
 
     def draw(self, n: int, room_only: bool = False):
         t = self.rng.integers(0, self.v.shape[0], n)
         lo = 1 if room_only else 0
         v = self.rng.integers(lo, self.v.shape[1], n)
-        s = self.rng.integers(0, self.v.shape[2] - CROP_FRAMES + 1, n)
-        idx = s[:, None] + np.arange(CROP_FRAMES)[None, :]
+        s = self.rng.integers(0, self.v.shape[2] - self.crop + 1, n)
+        idx = s[:, None] + np.arange(self.crop)[None, :]
         heard = self.v[t[:, None], v[:, None], idx][..., None]
         clean = self.v[t[:, None], 0, idx][..., None]
         return heard, clean
@@ -181,22 +232,110 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def build_student(keras, body, mean: np.ndarray, std: np.ndarray):
-    """The trainable copy: ``body`` always in inference mode (frozen batch-norm statistics; its
-    gamma and beta still train), output [penultimate, logits] standardised as the targets."""
+def read_teacher_weights(body: str, path: str | None):
+    """The teacher's weights: ``path``, else musicnn's shipped MSD weights or YAMNet's TFLite."""
+    if body == "yamnet":
+        from edge_genre.train import yamnet as Y
+        from edge_genre.train.backbones import default_yamnet_path
+
+        return Y.read_weights(path or default_yamnet_path())
+    from edge_genre.train import musicnn as M
+
+    return M.read_weights(path)
+
+
+def default_teacher_path(body: str) -> Path:
+    if body == "yamnet":
+        from edge_genre.train.backbones import default_yamnet_path
+
+        return default_yamnet_path()
+    from edge_genre.train import musicnn as M
+
+    return M.weights_path()
+
+
+TARGETS = {"musicnn": "teacher's [penultimate (200), tag logits (50)] of the clean crop, "
+                      "standardised per dimension",
+           "yamnet": "teacher's [embedding (1024), AudioSet logits (521)] of the clean crop, "
+                     "standardised per dimension"}
+
+
+def build_network(body: str, weights, name: str):
+    """The body on one crop, whose outputs end with the target's parts: musicnn
+    (x, penultimate 200, tag logits 50); YAMNet (embedding 1024, AudioSet logits 521)."""
+    if body == "yamnet":
+        import keras
+        from keras import layers as L
+
+        from edge_genre.train import yamnet as Y
+
+        conv = Y.build_backbone(weights, BODIES[body].crop_frames, name=f"{name}_body")
+        emb = L.GlobalAveragePooling2D(name="embedding")(conv.output)
+        dense = L.Dense(Y.N_CLASSES, name="logits")
+        logits = dense(emb)
+        dense.set_weights([weights.logits_kernel, weights.logits_bias])
+        return keras.Model(conv.input, [emb, logits], name=name)
+    from edge_genre.train import musicnn as M
+
+    return M.build_backbone(weights, BODIES[body].crop_frames, name=name)
+
+
+def target_parts(body: str, outputs) -> list:
+    """The target's parts among ``build_network``'s outputs."""
+    return list(outputs)[1:] if body == "musicnn" else list(outputs)
+
+
+def build_student(keras, body, mean: np.ndarray, std: np.ndarray, body_name: str = "musicnn"):
+    """The trainable copy: ``body`` always in inference mode (musicnn: frozen batch-norm
+    statistics, its gamma and beta still train), output the target's parts standardised as the
+    targets."""
     ops = keras.ops
 
     class Student(keras.Model):
         def __init__(self):
-            super().__init__(name="robust_musicnn")
+            super().__init__(name=f"robust_{body_name}")
             self.body = body
 
         def call(self, x, training=None):
-            _, penultimate, logits = self.body(x, training=False)
-            y = ops.cast(ops.concatenate([penultimate, logits], axis=-1), "float32")
+            parts = target_parts(body_name, self.body(x, training=False))
+            y = ops.cast(ops.concatenate(parts, axis=-1), "float32")
             return (y - ops.convert_to_tensor(mean)) / ops.convert_to_tensor(std)
 
     return Student()
+
+
+def save_body(body, body_name: str, path: Path) -> None:
+    """The trained copy's weights, in the layout its reader takes (``musicnn.read_weights``,
+    ``yamnet.read_weights``), float32."""
+    if body_name == "yamnet":
+        from edge_genre.train import yamnet as Y
+
+        Y.save_weights(yamnet_weights(body), path)
+    else:
+        from edge_genre.train import musicnn as M
+
+        M.save_weights(body_weights(body), path)
+
+
+def yamnet_weights(network):
+    """A ``build_network("yamnet", ...)`` model's weights as ``yamnet.YamnetWeights``."""
+    from edge_genre.train import yamnet as Y
+
+    conv = network  # the body's layers are the network's own (built on its output)
+    layers = []
+    for i, (kind, _, _) in enumerate(Y.LAYERS):
+        pre = f"layer{i + 1}"
+        if kind == "conv":
+            k, b = conv.get_layer(f"{pre}_conv").get_weights()
+            layers.append({"kernel": k, "bias": b})
+        else:
+            dk, db = conv.get_layer(f"{pre}_depthwise").get_weights()
+            pk, pb = conv.get_layer(f"{pre}_pointwise").get_weights()
+            layers.append({"dw_kernel": dk, "dw_bias": db, "pw_kernel": pk, "pw_bias": pb})
+    lk, lb = network.get_layer("logits").get_weights()
+    as32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
+    return Y.YamnetWeights([{k: as32(v) for k, v in d.items()} for d in layers], as32(lk),
+                           as32(lb))
 
 
 def body_weights(body):
@@ -233,18 +372,18 @@ def _batches(fn, x: np.ndarray, batch: int) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _teacher_fn(teacher):
+def _teacher_fn(teacher, body: str = "musicnn"):
     def vectors(x):
-        _, pen, logits = teacher.predict_on_batch(x)
-        return np.concatenate([np.asarray(pen, np.float32), np.asarray(logits, np.float32)], -1)
+        parts = target_parts(body, teacher.predict_on_batch(x))
+        return np.concatenate([np.asarray(p, np.float32) for p in parts], -1)
     return vectors
 
 
 def run(cfg: RobustConfig, log=print) -> dict:
     """Run the job; returns the log it wrote. DataError for unusable data."""
-    from edge_genre.train import musicnn as M
     from edge_genre.train.pack import load_dataset
 
+    b = get_body(cfg.body)
     t_start = time.perf_counter()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -257,12 +396,13 @@ def run(cfg: RobustConfig, log=print) -> dict:
         raise DataError(f"micro-batch {cfg.micro_batch} must divide the batch {cfg.batch}")
     accumulate = cfg.batch // micro
     ds = load_dataset(cfg.data, cfg.limit)
-    teacher_weights = M.read_weights(cfg.weights)
-    versions, skipped = prepare(ds.tracks, cfg.copies, cfg.seed, cfg.workers, cfg.room_cache)
+    teacher_weights = read_teacher_weights(b.name, cfg.weights)
+    versions, skipped = prepare(ds.tracks, cfg.copies, cfg.seed, cfg.workers, cfg.room_cache,
+                                b.name)
     if not versions:
         raise DataError(f"no usable track in {cfg.data}")
     data_seconds = time.perf_counter() - t_start
-    log(f"robust-teacher: {len(versions)} tracks x {1 + cfg.copies} versions ready in "
+    log(f"robust-teacher ({b.name}): {len(versions)} tracks x {1 + cfg.copies} versions ready in "
         f"{data_seconds:.0f} s ({len(skipped)} skipped)")
 
     os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -270,16 +410,16 @@ def run(cfg: RobustConfig, log=print) -> dict:
 
     keras = setup_keras(cfg.seed)
     # The teacher is built before the policy changes: its targets stay float32.
-    teacher = M.build_backbone(teacher_weights, CROP_FRAMES, name="teacher")
+    teacher = build_network(b.name, teacher_weights, "teacher")
     if cfg.precision == "bf16":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        body = M.build_backbone(teacher_weights, CROP_FRAMES, name="musicnn")
+        body = build_network(b.name, teacher_weights, b.name)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     rng = np.random.default_rng(cfg.seed)
-    crops = Crops(versions, rng)
-    teach = _teacher_fn(teacher)
+    crops = Crops(versions, rng, b.crop_frames)
+    teach = _teacher_fn(teacher, b.name)
     _, stats_clean = crops.draw(max(2, cfg.stats_crops))
     vecs = _batches(teach, stats_clean, micro)
     mean = vecs.mean(0).astype(np.float32)
@@ -289,11 +429,11 @@ def run(cfg: RobustConfig, log=print) -> dict:
     std = np.maximum(std, max(1e-3, 0.1 * float(np.median(std)))).astype(np.float32)
     del stats_clean, vecs
     eval_rng = np.random.default_rng(cfg.seed + 1)
-    fixed = Crops(versions, eval_rng)
+    fixed = Crops(versions, eval_rng, b.crop_frames)
     eval_room, eval_clean = fixed.draw(max(1, cfg.eval_crops), room_only=cfg.copies > 0)
     eval_target = (_batches(teach, eval_clean, micro) - mean) / std
 
-    student = build_student(keras, body, mean, std)
+    student = build_student(keras, body, mean, std, b.name)
     # Keras averages the accumulated gradients and counts Adam's steps in whole batches.
     student.compile(optimizer=keras.optimizers.Adam(
         cfg.lr, gradient_accumulation_steps=accumulate if accumulate > 1 else None), loss="mse")
@@ -308,11 +448,10 @@ def run(cfg: RobustConfig, log=print) -> dict:
     record = {"job": "robust-teacher", "config": asdict(cfg), "backend": keras.backend.backend(),
               "device": backend_device(keras), "keras": keras.__version__,
               "python": platform.python_version(), "cpus": os.cpu_count(),
-              "teacher_weights": str(Path(cfg.weights) if cfg.weights else M.weights_path()),
+              "teacher_weights": str(Path(cfg.weights) if cfg.weights else default_teacher_path(b.name)),
               "tracks": len(versions), "skipped": skipped, "rooms": ROOM_METHOD,
               "frames_per_track": int(versions[0].shape[1]),
-              "data_seconds": round(data_seconds, 1), "target": "teacher's [penultimate (200), "
-              "tag logits (50)] of the clean crop, standardised per dimension",
+              "data_seconds": round(data_seconds, 1), "target": TARGETS[b.name],
               "target_mean_std": [float(mean.mean()), float(std.mean())],
               "eval": f"{len(eval_room)} fixed random crops of the same tracks (none is held "
                       "out): MSE of the copy to the standardised clean target, hearing a room "
@@ -321,8 +460,8 @@ def run(cfg: RobustConfig, log=print) -> dict:
               "steps_done": 0, "stopped_by": None}
 
     def checkpoint(final: bool = False) -> None:
-        M.save_weights(body_weights(body), out / (WEIGHTS_OUT + ".tmp"))
-        (out / (WEIGHTS_OUT + ".tmp")).replace(out / WEIGHTS_OUT)
+        save_body(body, b.name, out / (b.weights_out + ".tmp"))
+        (out / (b.weights_out + ".tmp")).replace(out / b.weights_out)
         secs = record["step_seconds"][1:] or record["step_seconds"]  # without the compile step
         record.update(seconds_per_step=round(float(np.median(secs)), 4) if secs else None,
                       first_step_seconds=record["step_seconds"][0] if secs else None,
@@ -357,6 +496,6 @@ def run(cfg: RobustConfig, log=print) -> dict:
     record["evals"].append({"step": record["steps_done"], **evaluate()})
     checkpoint(final=True)
     log(f"robust-teacher: {record['steps_done']} steps ({stopped}), before {record['eval_before']}"
-        f", after {record['evals'][-1]}; wrote {out / WEIGHTS_OUT} and {out / LOG_OUT}")
+        f", after {record['evals'][-1]}; wrote {out / b.weights_out} and {out / LOG_OUT}")
     return record
 

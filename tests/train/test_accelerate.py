@@ -123,6 +123,36 @@ def test_robust_teacher_two_steps(tiny_pack, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_JAX, reason="needs jax (the dev extra installs jax[cpu])")
+def test_robust_teacher_yamnet_two_steps(tiny_pack, tmp_path):
+    """The same job on YAMNet's body: its own weights file, which YAMNet's reader loads, every
+    layer moved a little by training, the target named in the log."""
+    from edge_genre.train import yamnet as Y
+    from tests.conftest import YAMNET_TFLITE
+
+    out = tmp_path / "robust"
+    r = _job(["robust-teacher", "--body", "yamnet", "--data", str(tiny_pack), "--out", str(out),
+              "--steps", "2", "--batch", "2", "--copies", "1", "--stats-crops", "2",
+              "--eval-crops", "2", "--workers", "1", "--precision", "fp32",
+              "--weights", str(YAMNET_TFLITE)], check_modules=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["robust-log.json", "yamnet-robust.npz"]
+    log = json.loads((out / "robust-log.json").read_text())
+    assert log["steps_done"] == 2 and log["config"]["body"] == "yamnet"
+    assert "embedding (1024)" in log["target"] and log["tracks"] == 4
+    trained, original = Y.read_weights(out / "yamnet-robust.npz"), Y.read_weights(YAMNET_TFLITE)
+    for a, b in zip(trained.layers, original.layers):
+        diff = max(np.abs(a[k] - b[k]).max() for k in b)
+        assert 0 < diff < 5e-4  # every layer learns; Adam: about lr a step
+
+
+def test_robust_refuses_unknown_body(tmp_path):
+    r = _job(["robust-teacher", "--body", "vggish", "--data", str(tmp_path), "--out",
+              str(tmp_path)])
+    assert r.returncode == 2 and "invalid choice: 'vggish'" in r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_JAX, reason="needs jax (the dev extra installs jax[cpu])")
 def test_robust_teacher_out_of_time_still_writes(tiny_pack, tmp_path):
     """A budget spent before the first step: no step, and still weights and a log."""
     from edge_genre.train import musicnn as M
