@@ -18,6 +18,12 @@ to pool. ``transfer.py`` trains and assembles heads over any of them.
   the package (``edge_genre/models/musicnn-msd.npz``, ISC licence).
 - ``musicnn_robust``: the same network with the weights self-distilled toward room robustness
   on a lent accelerator (``robust.py``; ``edge_genre/models/musicnn-robust.npz``).
+- ``yamnet_robust``, ``yamnet_robust_20ms``: YAMNet's body with its weights self-distilled toward
+  room robustness on this CPU (``robust.py --body yamnet``;
+  ``edge_genre/models/yamnet-robust.npz``), at 10 and 20 ms.
+
+A body on other weights than its port's keeps its maps beside the original's, in the same cache
+folder, under a key that names the weights file's hash.
 """
 from __future__ import annotations
 
@@ -38,6 +44,16 @@ from edge_genre.train.roomsim import RoomCopy
 #: EDGE_GENRE_YAMNET.
 YAMNET_ENV = "EDGE_GENRE_YAMNET"
 WINDOW = WindowConfig(seconds=4.0, hop_seconds=2.0)
+
+
+#: The room-robust YAMNet copy shipped in the package (``robust.py --body yamnet``).
+YAMNET_ROBUST_FILE = "yamnet-robust.npz"
+
+
+def yamnet_robust_path() -> Path:
+    import edge_genre
+
+    return Path(edge_genre.__file__).resolve().parent / "models" / YAMNET_ROBUST_FILE
 
 
 def default_yamnet_path() -> Path:
@@ -96,10 +112,23 @@ class YamnetBackbone(Backbone):
 
         return Y.LAYERS[depth - 1][2]
 
+    def weights_path(self) -> Path:
+        return default_yamnet_path()
+
     def read_weights(self):
         from edge_genre.train import yamnet as Y
 
-        return Y.read_tflite_weights(default_yamnet_path())
+        return Y.read_weights(self.weights_path())
+
+    def maps_key(self, settings_key: str, depth: int) -> str:
+        # A trained copy (.npz) makes other maps than the TFLite file's: cached apart.
+        from edge_genre.train.data import file_digest
+
+        key = super().maps_key(settings_key, depth)
+        path = self.weights_path()
+        if path.suffix != ".npz" or not path.is_file():
+            return key
+        return f"{key}-w{file_digest(path)[:10]}"
 
     def build(self, weights, frames=None, depth=None):
         from edge_genre.train import yamnet as Y
@@ -166,6 +195,33 @@ class RobustMusicnnBackbone(MusicnnBackbone):
         return M.robust_weights_path()
 
 
+@dataclass(frozen=True)
+class RobustYamnetBackbone(YamnetBackbone):
+    """YAMNet with the shipped room-robust weights (``yamnet-robust.npz``); maps beside the
+    plain body's (``plain``: its cache folder)."""
+
+    plain: str = "yamnet"
+
+    @property
+    def cache_kind(self) -> str:
+        return self.plain
+
+    def weights_path(self) -> Path:
+        return yamnet_robust_path()
+
+
+def _yamnet_robust(hop: int = 160) -> Backbone:
+    from dataclasses import replace
+
+    from edge_genre.train import yamnet as Y
+
+    name, plain = ("yamnet_robust", "yamnet") if hop == 160 else ("yamnet_robust_20ms",
+                                                                   "yamnet_20ms")
+    return RobustYamnetBackbone(name, replace(Y.yamnet_frontend(), hop_length=hop), WINDOW,
+                                len(Y.LAYERS), 1,
+                                "YAMNet (Apache-2.0), self-distilled on room copies", plain=plain)
+
+
 def _yamnet() -> Backbone:
     from edge_genre.train import yamnet as Y
 
@@ -197,7 +253,8 @@ def _musicnn_robust() -> Backbone:
 
 
 _FACTORIES = {"yamnet": _yamnet, "yamnet_20ms": _yamnet_20ms, "musicnn": _musicnn,
-              "musicnn_robust": _musicnn_robust}
+              "musicnn_robust": _musicnn_robust, "yamnet_robust": _yamnet_robust,
+              "yamnet_robust_20ms": lambda: _yamnet_robust(320)}
 BACKBONES = tuple(_FACTORIES)
 _made: dict[str, Backbone] = {}
 
