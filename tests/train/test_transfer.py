@@ -44,6 +44,26 @@ def test_preset_contract():
     assert p.window.seconds == 4.0 and p.window.hop_seconds == 2.0
 
 
+def test_the_default_hears_through_the_room_robust_copy(weights):
+    """``transfer`` sits on the shipped self-distilled YAMNet (``yamnet-robust.npz``): the same
+    layout as the TFLite file's weights, every layer changed, and its maps cached beside YAMNet's
+    under a key naming the file; the student keeps YAMNet's own."""
+    from edge_genre.train.backbones import get_backbone
+    from edge_genre.train.features import settings_key
+
+    assert T.CONFIGS["transfer"].backbone == "yamnet_robust"
+    assert T.CONFIGS["student"].backbone == "yamnet_20ms"
+    robust, plain = get_backbone("yamnet_robust"), get_backbone("yamnet")
+    assert robust.frontend == plain.frontend and robust.cache_kind == plain.cache_kind == "yamnet"
+    key = settings_key(plain.frontend, plain.window)
+    assert robust.maps_key(key, 14) != plain.maps_key(key, 14)
+    assert get_backbone("yamnet_robust_20ms").cache_kind == "yamnet_20ms"
+    copy = robust.read_weights()
+    for a, b in zip(copy.layers, weights.layers):
+        assert a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a)
+        assert any(not np.allclose(a[k], b[k]) for k in a)
+
+
 def test_config_is_checked():
     from edge_genre.errors import ModelError
 
