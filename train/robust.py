@@ -54,9 +54,10 @@ SAMPLE_RATE = 16000
 
 @dataclass(frozen=True)
 class RobustBody:
-    """What the job needs of a body: its 4 s crop in frames and its input's bins, the file the
-    trained copy is written to, and the parts in ``_BODY_PARTS`` (input features, weights,
-    networks)."""
+    """What the job needs to know of a body: its 4 s crop in frames, its input's bins and frame
+    hop (samples at 16 kHz), the file the trained copy is written to. Its input features,
+    weights and networks are ``body_input``, ``read_teacher_weights``, ``build_network`` and
+    ``save_body``, which branch on ``name``."""
 
     name: str
     crop_frames: int
@@ -321,16 +322,15 @@ def yamnet_weights(network):
     """A ``build_network("yamnet", ...)`` model's weights as ``yamnet.YamnetWeights``."""
     from edge_genre.train import yamnet as Y
 
-    conv = network  # the body's layers are the network's own (built on its output)
-    layers = []
+    layers = []  # the body's layers are the network's own (it is built on the body's output)
     for i, (kind, _, _) in enumerate(Y.LAYERS):
         pre = f"layer{i + 1}"
         if kind == "conv":
-            k, b = conv.get_layer(f"{pre}_conv").get_weights()
+            k, b = network.get_layer(f"{pre}_conv").get_weights()
             layers.append({"kernel": k, "bias": b})
         else:
-            dk, db = conv.get_layer(f"{pre}_depthwise").get_weights()
-            pk, pb = conv.get_layer(f"{pre}_pointwise").get_weights()
+            dk, db = network.get_layer(f"{pre}_depthwise").get_weights()
+            pk, pb = network.get_layer(f"{pre}_pointwise").get_weights()
             layers.append({"dw_kernel": dk, "dw_bias": db, "pw_kernel": pk, "pw_bias": pb})
     lk, lb = network.get_layer("logits").get_weights()
     as32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
