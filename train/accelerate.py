@@ -48,8 +48,9 @@ def parser() -> argparse.ArgumentParser:
                         "robustness")
     rt.add_argument("--data", required=True, help="a pack or a dataset folder")
     rt.add_argument("--out", required=True, help="output folder")
-    rt.add_argument("--body", choices=("musicnn", "yamnet"), default="musicnn",
-                    help="the body that learns (default %(default)s)")
+    rt.add_argument("--body", choices=("musicnn", "yamnet", "student"), default="musicnn",
+                    help="the body that learns (default %(default)s; student: YAMNet's first 6 "
+                         "layers at 20 ms)")
     rt.add_argument("--steps", type=int, default=500)
     rt.add_argument("--batch", type=int, default=128)
     rt.add_argument("--micro-batch", type=int, default=None, metavar="N",

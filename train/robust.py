@@ -69,7 +69,11 @@ class RobustBody:
 #: musicnn hears a 4 s window as 251 frames of its 16 kHz, 256-hop front-end; YAMNet as 397
 #: frames of its 10 ms one.
 BODIES = {"musicnn": RobustBody("musicnn", 251, 96, 256, "musicnn-robust.npz"),
-          "yamnet": RobustBody("yamnet", 397, 64, 160, "yamnet-robust.npz")}
+          "yamnet": RobustBody("yamnet", 397, 64, 160, "yamnet-robust.npz"),
+          # The student's body: YAMNet's first 6 layers on frames every 20 ms (199 a window).
+          "student": RobustBody("student", 199, 64, 320, "student-robust.npz")}
+#: The student's depth (``transfer.CONFIGS["student"]``).
+STUDENT_DEPTH = 6
 #: The musicnn job's (kept for its callers).
 WEIGHTS_OUT = BODIES["musicnn"].weights_out
 CROP_FRAMES = BODIES["musicnn"].crop_frames
@@ -122,10 +126,13 @@ def body_input(body: str, y: np.ndarray) -> np.ndarray:
     """The body's input features of a waveform at 16 kHz, (frames, bins) float32."""
     from edge_genre.edge import frontend as fe
 
-    if body == "yamnet":
+    if body in ("yamnet", "student"):
+        from dataclasses import replace
+
         from edge_genre.train import yamnet as Y
 
-        return fe.features(y, Y.yamnet_frontend())[..., 0].T.astype(np.float32)  # time first
+        cfg = replace(Y.yamnet_frontend(), hop_length=BODIES[body].hop)
+        return fe.features(y, cfg)[..., 0].T.astype(np.float32)  # time first
     from edge_genre.train import musicnn as M
 
     return M.to_musicnn_input(fe.features(y, M.musicnn_frontend()))[..., 0]
@@ -235,7 +242,7 @@ def cpu_name() -> str:
 
 def read_teacher_weights(body: str, path: str | None):
     """The teacher's weights: ``path``, else musicnn's shipped MSD weights or YAMNet's TFLite."""
-    if body == "yamnet":
+    if body in ("yamnet", "student"):
         from edge_genre.train import yamnet as Y
         from edge_genre.train.backbones import default_yamnet_path
 
@@ -246,7 +253,7 @@ def read_teacher_weights(body: str, path: str | None):
 
 
 def default_teacher_path(body: str) -> Path:
-    if body == "yamnet":
+    if body in ("yamnet", "student"):
         from edge_genre.train.backbones import default_yamnet_path
 
         return default_yamnet_path()
@@ -258,12 +265,25 @@ def default_teacher_path(body: str) -> Path:
 TARGETS = {"musicnn": "teacher's [penultimate (200), tag logits (50)] of the clean crop, "
                       "standardised per dimension",
            "yamnet": "teacher's [embedding (1024), AudioSet logits (521)] of the clean crop, "
-                     "standardised per dimension"}
+                     "standardised per dimension",
+           "student": "teacher's mean-pooled layer-6 map (256) of the clean crop, at 20 ms, "
+                      "standardised per dimension"}
 
 
 def build_network(body: str, weights, name: str):
     """The body on one crop, whose outputs end with the target's parts: musicnn
-    (x, penultimate 200, tag logits 50); YAMNet (embedding 1024, AudioSet logits 521)."""
+    (x, penultimate 200, tag logits 50); YAMNet (embedding 1024, AudioSet logits 521); the
+    student (YAMNet's first 6 layers, mean-pooled: 256)."""
+    if body == "student":
+        import keras
+        from keras import layers as L
+
+        from edge_genre.train import yamnet as Y
+
+        conv = Y.build_backbone(weights, BODIES[body].crop_frames, name=f"{name}_body",
+                                until=STUDENT_DEPTH)
+        pooled = L.GlobalAveragePooling2D(name="pooled")(conv.output)
+        return keras.Model(conv.input, [pooled], name=name)
     if body == "yamnet":
         import keras
         from keras import layers as L
@@ -283,6 +303,8 @@ def build_network(body: str, weights, name: str):
 
 def target_parts(body: str, outputs) -> list:
     """The target's parts among ``build_network``'s outputs."""
+    if not isinstance(outputs, (list, tuple)):
+        outputs = [outputs]  # a one-output network
     return list(outputs)[1:] if body == "musicnn" else list(outputs)
 
 
@@ -305,26 +327,32 @@ def build_student(keras, body, mean: np.ndarray, std: np.ndarray, body_name: str
     return Student()
 
 
-def save_body(body, body_name: str, path: Path) -> None:
+def save_body(body, body_name: str, path: Path, base=None) -> None:
     """The trained copy's weights, in the layout its reader takes (``musicnn.read_weights``,
-    ``yamnet.read_weights``), float32."""
-    if body_name == "yamnet":
+    ``yamnet.read_weights``), float32. ``base``: the teacher's weights, for what a partial body
+    (the student's 6 layers) does not hold."""
+    if body_name in ("yamnet", "student"):
         from edge_genre.train import yamnet as Y
 
-        Y.save_weights(yamnet_weights(body), path)
+        Y.save_weights(yamnet_weights(body, base), path)
     else:
         from edge_genre.train import musicnn as M
 
         M.save_weights(body_weights(body), path)
 
 
-def yamnet_weights(network):
-    """A ``build_network("yamnet", ...)`` model's weights as ``yamnet.YamnetWeights``."""
+def yamnet_weights(network, base=None):
+    """A ``build_network("yamnet" or "student", ...)`` model's weights as
+    ``yamnet.YamnetWeights``; layers (and the classifier) it lacks come from ``base``."""
     from edge_genre.train import yamnet as Y
 
+    names = {layer.name for layer in network.layers}
     layers = []  # the body's layers are the network's own (it is built on the body's output)
     for i, (kind, _, _) in enumerate(Y.LAYERS):
         pre = f"layer{i + 1}"
+        if f"{pre}_conv" not in names and f"{pre}_pointwise" not in names:
+            layers.append(dict(base.layers[i]))
+            continue
         if kind == "conv":
             k, b = network.get_layer(f"{pre}_conv").get_weights()
             layers.append({"kernel": k, "bias": b})
@@ -332,7 +360,10 @@ def yamnet_weights(network):
             dk, db = network.get_layer(f"{pre}_depthwise").get_weights()
             pk, pb = network.get_layer(f"{pre}_pointwise").get_weights()
             layers.append({"dw_kernel": dk, "dw_bias": db, "pw_kernel": pk, "pw_bias": pb})
-    lk, lb = network.get_layer("logits").get_weights()
+    if "logits" in names:
+        lk, lb = network.get_layer("logits").get_weights()
+    else:
+        lk, lb = base.logits_kernel, base.logits_bias
     as32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
     return Y.YamnetWeights([{k: as32(v) for k, v in d.items()} for d in layers], as32(lk),
                            as32(lb))
@@ -460,7 +491,7 @@ def run(cfg: RobustConfig, log=print) -> dict:
               "steps_done": 0, "stopped_by": None}
 
     def checkpoint(final: bool = False) -> None:
-        save_body(body, b.name, out / (b.weights_out + ".tmp"))
+        save_body(body, b.name, out / (b.weights_out + ".tmp"), teacher_weights)
         (out / (b.weights_out + ".tmp")).replace(out / b.weights_out)
         secs = record["step_seconds"][1:] or record["step_seconds"]  # without the compile step
         record.update(seconds_per_step=round(float(np.median(secs)), 4) if secs else None,

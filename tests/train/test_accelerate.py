@@ -145,6 +145,29 @@ def test_robust_teacher_yamnet_two_steps(tiny_pack, tmp_path):
         assert 0 < diff < 5e-4  # every layer learns; Adam: about lr a step
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_JAX, reason="needs jax (the dev extra installs jax[cpu])")
+def test_robust_teacher_student_body_moves_only_its_layers(tiny_pack, tmp_path):
+    """``--body student``: YAMNet's first 6 layers at 20 ms learn; the file still holds a whole
+    YAMNet, its layers 7-14 and classifier the teacher's own, bit for bit."""
+    from edge_genre.train import yamnet as Y
+    from tests.conftest import YAMNET_TFLITE
+
+    out = tmp_path / "robust"
+    r = _job(["robust-teacher", "--body", "student", "--data", str(tiny_pack), "--out", str(out),
+              "--steps", "2", "--batch", "2", "--copies", "1", "--stats-crops", "2",
+              "--eval-crops", "2", "--workers", "1", "--precision", "fp32",
+              "--weights", str(YAMNET_TFLITE)], check_modules=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    log = json.loads((out / "robust-log.json").read_text())
+    assert log["steps_done"] == 2 and "layer-6 map (256)" in log["target"]
+    trained, original = Y.read_weights(out / "student-robust.npz"), Y.read_weights(YAMNET_TFLITE)
+    for i, (a, b) in enumerate(zip(trained.layers, original.layers)):
+        same = all(np.array_equal(a[k], b[k]) for k in b)
+        assert same == (i >= 6), f"layer {i + 1}"
+    assert np.array_equal(trained.logits_kernel, original.logits_kernel)
+
+
 def test_robust_refuses_unknown_body(tmp_path):
     r = _job(["robust-teacher", "--body", "vggish", "--data", str(tmp_path), "--out",
               str(tmp_path)])
