@@ -21,6 +21,8 @@ to pool. ``transfer.py`` trains and assembles heads over any of them.
 - ``yamnet_robust``, ``yamnet_robust_20ms``: YAMNet's body with its weights self-distilled toward
   room robustness on this CPU (``robust.py --body yamnet``;
   ``edge_genre/models/yamnet-robust.npz``), at 10 and 20 ms.
+- ``student_robust``: the student's body (YAMNet's first 6 layers at 20 ms) self-distilled alone
+  (``robust.py --body student``; ``edge_genre/models/student-robust.npz``).
 
 A body on other weights than its port's keeps its maps beside the original's, in the same cache
 folder, under a key that names the weights file's hash.
@@ -48,12 +50,15 @@ WINDOW = WindowConfig(seconds=4.0, hop_seconds=2.0)
 
 #: The room-robust YAMNet copy shipped in the package (``robust.py --body yamnet``).
 YAMNET_ROBUST_FILE = "yamnet-robust.npz"
+#: The student's body (YAMNet's first 6 layers at 20 ms) self-distilled alone
+#: (``robust.py --body student``); its layers 7-14 are YAMNet's own.
+STUDENT_ROBUST_FILE = "student-robust.npz"
 
 
-def yamnet_robust_path() -> Path:
+def yamnet_robust_path(name: str = YAMNET_ROBUST_FILE) -> Path:
     import edge_genre
 
-    return Path(edge_genre.__file__).resolve().parent / "models" / YAMNET_ROBUST_FILE
+    return Path(edge_genre.__file__).resolve().parent / "models" / name
 
 
 def default_yamnet_path() -> Path:
@@ -201,25 +206,26 @@ class RobustYamnetBackbone(YamnetBackbone):
     plain body's (``plain``: its cache folder)."""
 
     plain: str = "yamnet"
+    weights_file: str = YAMNET_ROBUST_FILE
 
     @property
     def cache_kind(self) -> str:
         return self.plain
 
     def weights_path(self) -> Path:
-        return yamnet_robust_path()
+        return yamnet_robust_path(self.weights_file)
 
 
-def _yamnet_robust(hop: int = 160) -> Backbone:
+def _yamnet_robust(name: str, hop: int, weights_file: str = YAMNET_ROBUST_FILE) -> Backbone:
     from dataclasses import replace
 
     from edge_genre.train import yamnet as Y
 
-    name, plain = ("yamnet_robust", "yamnet") if hop == 160 else ("yamnet_robust_20ms",
-                                                                   "yamnet_20ms")
+    plain = "yamnet" if hop == 160 else "yamnet_20ms"
     return RobustYamnetBackbone(name, replace(Y.yamnet_frontend(), hop_length=hop), WINDOW,
                                 len(Y.LAYERS), 1,
-                                "YAMNet (Apache-2.0), self-distilled on room copies", plain=plain)
+                                "YAMNet (Apache-2.0), self-distilled on room copies", plain=plain,
+                                weights_file=weights_file)
 
 
 def _yamnet() -> Backbone:
@@ -253,8 +259,11 @@ def _musicnn_robust() -> Backbone:
 
 
 _FACTORIES = {"yamnet": _yamnet, "yamnet_20ms": _yamnet_20ms, "musicnn": _musicnn,
-              "musicnn_robust": _musicnn_robust, "yamnet_robust": _yamnet_robust,
-              "yamnet_robust_20ms": lambda: _yamnet_robust(320)}
+              "musicnn_robust": _musicnn_robust,
+              "yamnet_robust": lambda: _yamnet_robust("yamnet_robust", 160),
+              "yamnet_robust_20ms": lambda: _yamnet_robust("yamnet_robust_20ms", 320),
+              "student_robust": lambda: _yamnet_robust("student_robust", 320,
+                                                       STUDENT_ROBUST_FILE)}
 BACKBONES = tuple(_FACTORIES)
 _made: dict[str, Backbone] = {}
 
