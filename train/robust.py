@@ -1,10 +1,12 @@
 """Self-distil a pretrained body toward room robustness: a trainable copy hears room copies, regresses the clean teacher.
 
-Two bodies (``RobustConfig.body``): musicnn (below) and YAMNet, the shipped default's body. For
-YAMNet the target is its own 1024-d embedding (mean-pooled last map) and 521 AudioSet logits of
-the clean crop; it has no batch norm (folded into its biases), and at 287.5 M MACs a window its
-500 steps fit on a 2-core CPU in about half an hour, where musicnn's (1.9 G MACs, batch norm)
-take an accelerator.
+Three bodies (``RobustConfig.body``): musicnn (below); YAMNet, the shipped default's body; and
+the student's (YAMNet's first 6 layers on frames every 20 ms). For YAMNet the target is its own
+1024-d embedding (mean-pooled last map) and 521 AudioSet logits of the clean crop; for the
+student, YAMNet's mean-pooled layer-6 map (256) of the clean crop at 20 ms. YAMNet has no batch
+norm (folded into its biases), and at 287.5 M MACs a window its 500 steps fit on a 2-core CPU in
+about half an hour (the student's in 15 minutes, mostly making the room copies), where musicnn's
+(1.9 G MACs, batch norm) take an accelerator.
 
 The musicnn job:
 
