@@ -202,8 +202,8 @@ class RobustMusicnnBackbone(MusicnnBackbone):
 
 @dataclass(frozen=True)
 class RobustYamnetBackbone(YamnetBackbone):
-    """YAMNet with the shipped room-robust weights (``yamnet-robust.npz``); maps beside the
-    plain body's (``plain``: its cache folder)."""
+    """YAMNet on one of the shipped room-robust copies (``weights_file`` in
+    ``edge_genre/models``); its maps beside the plain body's (``plain``: that cache folder)."""
 
     plain: str = "yamnet"
     weights_file: str = YAMNET_ROBUST_FILE
