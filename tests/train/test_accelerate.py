@@ -121,25 +121,31 @@ def test_robust_teacher_two_steps(tiny_pack, tmp_path):
     assert max(np.abs(trained.arrays[k] - shipped.arrays[k]).max() for k in moved) < 5e-4
 
 
+def _two_yamnet_steps(body: str, pack: Path, out: Path):
+    """robust-teacher on a YAMNet body for two steps of two crops (JAX, no TensorFlow on the
+    path); returns (its log, the trained weights, YAMNet's own)."""
+    from edge_genre.train import yamnet as Y
+    from tests.conftest import YAMNET_TFLITE
+
+    r = _job(["robust-teacher", "--body", body, "--data", str(pack), "--out", str(out),
+              "--steps", "2", "--batch", "2", "--copies", "1", "--stats-crops", "2",
+              "--eval-crops", "2", "--workers", "1", "--precision", "fp32",
+              "--weights", str(YAMNET_TFLITE)], check_modules=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    log = json.loads((out / "robust-log.json").read_text())
+    assert log["steps_done"] == 2 and log["config"]["body"] == body and log["tracks"] == 4
+    return (log, Y.read_weights(out / f"{body}-robust.npz"), Y.read_weights(YAMNET_TFLITE))
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_JAX, reason="needs jax (the dev extra installs jax[cpu])")
 def test_robust_teacher_yamnet_two_steps(tiny_pack, tmp_path):
     """The same job on YAMNet's body: its own weights file, which YAMNet's reader loads, every
     layer moved a little by training, the target named in the log."""
-    from edge_genre.train import yamnet as Y
-    from tests.conftest import YAMNET_TFLITE
-
     out = tmp_path / "robust"
-    r = _job(["robust-teacher", "--body", "yamnet", "--data", str(tiny_pack), "--out", str(out),
-              "--steps", "2", "--batch", "2", "--copies", "1", "--stats-crops", "2",
-              "--eval-crops", "2", "--workers", "1", "--precision", "fp32",
-              "--weights", str(YAMNET_TFLITE)], check_modules=True)
-    assert r.returncode == 0, r.stderr[-2000:]
+    log, trained, original = _two_yamnet_steps("yamnet", tiny_pack, out)
     assert sorted(p.name for p in out.iterdir()) == ["robust-log.json", "yamnet-robust.npz"]
-    log = json.loads((out / "robust-log.json").read_text())
-    assert log["steps_done"] == 2 and log["config"]["body"] == "yamnet"
-    assert "embedding (1024)" in log["target"] and log["tracks"] == 4
-    trained, original = Y.read_weights(out / "yamnet-robust.npz"), Y.read_weights(YAMNET_TFLITE)
+    assert "embedding (1024)" in log["target"]
     for a, b in zip(trained.layers, original.layers):
         diff = max(np.abs(a[k] - b[k]).max() for k in b)
         assert 0 < diff < 5e-4  # every layer learns; Adam: about lr a step
@@ -150,18 +156,8 @@ def test_robust_teacher_yamnet_two_steps(tiny_pack, tmp_path):
 def test_robust_teacher_student_body_moves_only_its_layers(tiny_pack, tmp_path):
     """``--body student``: YAMNet's first 6 layers at 20 ms learn; the file still holds a whole
     YAMNet, its layers 7-14 and classifier the teacher's own, bit for bit."""
-    from edge_genre.train import yamnet as Y
-    from tests.conftest import YAMNET_TFLITE
-
-    out = tmp_path / "robust"
-    r = _job(["robust-teacher", "--body", "student", "--data", str(tiny_pack), "--out", str(out),
-              "--steps", "2", "--batch", "2", "--copies", "1", "--stats-crops", "2",
-              "--eval-crops", "2", "--workers", "1", "--precision", "fp32",
-              "--weights", str(YAMNET_TFLITE)], check_modules=True)
-    assert r.returncode == 0, r.stderr[-2000:]
-    log = json.loads((out / "robust-log.json").read_text())
-    assert log["steps_done"] == 2 and "layer-6 map (256)" in log["target"]
-    trained, original = Y.read_weights(out / "student-robust.npz"), Y.read_weights(YAMNET_TFLITE)
+    log, trained, original = _two_yamnet_steps("student", tiny_pack, tmp_path / "robust")
+    assert "layer-6 map (256)" in log["target"]
     for i, (a, b) in enumerate(zip(trained.layers, original.layers)):
         same = all(np.array_equal(a[k], b[k]) for k in b)
         assert same == (i >= 6), f"layer {i + 1}"
