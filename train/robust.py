@@ -243,18 +243,19 @@ def cpu_name() -> str:
 
 
 def read_teacher_weights(body: str, path: str | None):
-    """The teacher's weights: ``path``, else musicnn's shipped MSD weights or YAMNet's TFLite."""
+    """The teacher's weights: ``path``, else ``default_teacher_path(body)``."""
+    path = path or default_teacher_path(body)
     if body in ("yamnet", "student"):
         from edge_genre.train import yamnet as Y
-        from edge_genre.train.backbones import default_yamnet_path
 
-        return Y.read_weights(path or default_yamnet_path())
+        return Y.read_weights(path)
     from edge_genre.train import musicnn as M
 
     return M.read_weights(path)
 
 
 def default_teacher_path(body: str) -> Path:
+    """musicnn's shipped MSD weights, or YAMNet's TFLite file (for YAMNet and the student)."""
     if body in ("yamnet", "student"):
         from edge_genre.train.backbones import default_yamnet_path
 
@@ -276,28 +277,21 @@ def build_network(body: str, weights, name: str):
     """The body on one crop, whose outputs end with the target's parts: musicnn
     (x, penultimate 200, tag logits 50); YAMNet (embedding 1024, AudioSet logits 521); the
     student (YAMNet's first 6 layers, mean-pooled: 256)."""
-    if body == "student":
+    if body in ("yamnet", "student"):
         import keras
         from keras import layers as L
 
         from edge_genre.train import yamnet as Y
 
         conv = Y.build_backbone(weights, BODIES[body].crop_frames, name=f"{name}_body",
-                                until=STUDENT_DEPTH)
-        pooled = L.GlobalAveragePooling2D(name="pooled")(conv.output)
-        return keras.Model(conv.input, [pooled], name=name)
-    if body == "yamnet":
-        import keras
-        from keras import layers as L
-
-        from edge_genre.train import yamnet as Y
-
-        conv = Y.build_backbone(weights, BODIES[body].crop_frames, name=f"{name}_body")
-        emb = L.GlobalAveragePooling2D(name="embedding")(conv.output)
+                                until=STUDENT_DEPTH if body == "student" else None)
+        pooled = L.GlobalAveragePooling2D(name="embedding")(conv.output)
+        if body == "student":
+            return keras.Model(conv.input, [pooled], name=name)
         dense = L.Dense(Y.N_CLASSES, name="logits")
-        logits = dense(emb)
+        logits = dense(pooled)
         dense.set_weights([weights.logits_kernel, weights.logits_bias])
-        return keras.Model(conv.input, [emb, logits], name=name)
+        return keras.Model(conv.input, [pooled, logits], name=name)
     from edge_genre.train import musicnn as M
 
     return M.build_backbone(weights, BODIES[body].crop_frames, name=name)
@@ -336,39 +330,12 @@ def save_body(body, body_name: str, path: Path, base=None) -> None:
     if body_name in ("yamnet", "student"):
         from edge_genre.train import yamnet as Y
 
-        Y.save_weights(yamnet_weights(body, base), path)
+        # The body's layers are the network's own (it is built on the body's output).
+        Y.save_weights(Y.weights_from_model(body, base), path)
     else:
         from edge_genre.train import musicnn as M
 
         M.save_weights(body_weights(body), path)
-
-
-def yamnet_weights(network, base=None):
-    """A ``build_network("yamnet" or "student", ...)`` model's weights as
-    ``yamnet.YamnetWeights``; layers (and the classifier) it lacks come from ``base``."""
-    from edge_genre.train import yamnet as Y
-
-    names = {layer.name for layer in network.layers}
-    layers = []  # the body's layers are the network's own (it is built on the body's output)
-    for i, (kind, _, _) in enumerate(Y.LAYERS):
-        pre = f"layer{i + 1}"
-        if f"{pre}_conv" not in names and f"{pre}_pointwise" not in names:
-            layers.append(dict(base.layers[i]))
-            continue
-        if kind == "conv":
-            k, b = network.get_layer(f"{pre}_conv").get_weights()
-            layers.append({"kernel": k, "bias": b})
-        else:
-            dk, db = network.get_layer(f"{pre}_depthwise").get_weights()
-            pk, pb = network.get_layer(f"{pre}_pointwise").get_weights()
-            layers.append({"dw_kernel": dk, "dw_bias": db, "pw_kernel": pk, "pw_bias": pb})
-    if "logits" in names:
-        lk, lb = network.get_layer("logits").get_weights()
-    else:
-        lk, lb = base.logits_kernel, base.logits_bias
-    as32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
-    return Y.YamnetWeights([{k: as32(v) for k, v in d.items()} for d in layers], as32(lk),
-                           as32(lb))
 
 
 def body_weights(body):

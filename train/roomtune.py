@@ -152,8 +152,6 @@ def tune_top(data: TuneData, weights, cfg: RoomTuneConfig, n_labels: int, progre
              depth: int = 14):
     """Train YAMNet's layers cut+1..depth on ``data``; returns (weights with those layers
     replaced, per-epoch losses)."""
-    import copy
-
     import keras
 
     from edge_genre.train import yamnet as Y
@@ -171,14 +169,7 @@ def tune_top(data: TuneData, weights, cfg: RoomTuneConfig, n_labels: int, progre
                         batch_size=cfg.batch, epochs=cfg.epochs, shuffle=True,
                         verbose=2 if progress else 0)
         history = [{k: float(v[i]) for k, v in h.history.items()} for i in range(cfg.epochs)]
-    tuned = copy.deepcopy(weights)
-    for i in range(cfg.cut, depth):
-        pre = f"layer{i + 1}"
-        dw = top.get_layer(f"{pre}_depthwise").get_weights()
-        pw = top.get_layer(f"{pre}_pointwise").get_weights()
-        tuned.layers[i] = {"dw_kernel": dw[0], "dw_bias": dw[1],
-                           "pw_kernel": pw[0], "pw_bias": pw[1]}
-    return tuned, history
+    return Y.weights_from_model(top, weights), history
 
 
 def top_features(maps: np.ndarray, weights, cfg: RoomTuneConfig, batch: int = 256,

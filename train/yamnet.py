@@ -251,6 +251,31 @@ def set_weights(model, weights: YamnetWeights, start: int = 0, until: int | None
             model.get_layer(f"{pre}_pointwise").set_weights([w["pw_kernel"], w["pw_bias"]])
 
 
+def weights_from_model(model, base: YamnetWeights) -> YamnetWeights:
+    """The inverse of ``set_weights``: ``base`` with every layer that ``model`` holds (by its
+    ``layer{i}_...`` names, and a Dense ``logits`` layer for the classifier) read from it, as
+    float32."""
+    names = {layer.name for layer in model.layers}
+    f32 = lambda ws: [np.asarray(w, np.float32) for w in ws]  # noqa: E731
+    layers = []
+    for i, (kind, _, _) in enumerate(LAYERS):
+        pre = f"layer{i + 1}"
+        if kind == "conv" and f"{pre}_conv" in names:
+            k, b = f32(model.get_layer(f"{pre}_conv").get_weights())
+            layers.append({"kernel": k, "bias": b})
+        elif kind == "sep" and f"{pre}_pointwise" in names:
+            dk, db = f32(model.get_layer(f"{pre}_depthwise").get_weights())
+            pk, pb = f32(model.get_layer(f"{pre}_pointwise").get_weights())
+            layers.append({"dw_kernel": dk, "dw_bias": db, "pw_kernel": pk, "pw_bias": pb})
+        else:
+            layers.append(dict(base.layers[i]))
+    if "logits" in names:
+        kernel, bias = f32(model.get_layer("logits").get_weights())
+    else:
+        kernel, bias = base.logits_kernel, base.logits_bias
+    return YamnetWeights(layers, kernel, bias)
+
+
 def build_yamnet(weights: YamnetWeights, frames: int = PATCH_FRAMES):
     """The whole of YAMNet on one patch: log-mel (frames, 64, 1) -> (embedding 1024, scores 521)."""
     import keras
