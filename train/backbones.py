@@ -56,9 +56,9 @@ STUDENT_ROBUST_FILE = "student-robust.npz"
 
 
 def yamnet_robust_path(name: str = YAMNET_ROBUST_FILE) -> Path:
-    import edge_genre
+    from edge_genre.defaults import MODELS_DIR
 
-    return Path(edge_genre.__file__).resolve().parent / "models" / name
+    return MODELS_DIR / name
 
 
 def default_yamnet_path() -> Path:
