@@ -202,11 +202,11 @@ class RoomBank:
                           ) -> list[np.ndarray]:
         """Every room's response (float32); read from ``cache_dir`` when there."""
         key = self.key(sample_rate)
-        if key in _MEMORY:
-            return _MEMORY[key]
         path = Path(cache_dir).expanduser() / "rooms" / f"{key}.npz" if cache_dir else None
-        responses = None
-        if path is not None and path.is_file():
+        responses = _MEMORY.get(key)
+        if responses is not None and (path is None or path.is_file()):
+            return responses
+        if responses is None and path is not None and path.is_file():
             try:
                 with np.load(path) as z:
                     responses = [z[f"h{i}"].astype(np.float32) for i in range(self.size)]
@@ -218,13 +218,13 @@ class RoomBank:
             # Through float16 at once, so a fresh bank and a cached one are the same numbers.
             responses = [room.impulse_response(sample_rate).astype(np.float16).astype(np.float32)
                          for room in self.rooms()]
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp.npz")
-                # float16: peak-normalised responses keep 11 bits of mantissa, far below the
-                # room noise the copies get.
-                np.savez(tmp, **{f"h{i}": h.astype(np.float16) for i, h in enumerate(responses)})
-                tmp.replace(path)
+        if path is not None and not path.is_file():  # also a bank made earlier in this process
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npz")
+            # float16: peak-normalised responses keep 11 bits of mantissa, far below the room
+            # noise the copies get.
+            np.savez(tmp, **{f"h{i}": h.astype(np.float16) for i, h in enumerate(responses)})
+            tmp.replace(path)
         _MEMORY[key] = responses
         return responses
 

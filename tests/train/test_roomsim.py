@@ -134,6 +134,10 @@ def test_the_bank_is_cached_and_the_augmenter_draws_from_it(song, tmp_path):
     again = bank.impulse_responses(SR, tmp_path)  # read back from disk
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
+    # A bank this process already holds is still written to another cache folder it is given
+    # (where a job in another process reads it).
+    bank.impulse_responses(SR, tmp_path / "other")
+    assert len(list((tmp_path / "other" / "rooms").glob("*.npz"))) == 1
     augment = R.RoomAugment(bank=bank)
     f = R.augmenter(SR, tmp_path, augment)
     a, b = f(song, np.random.default_rng(1)), f(song, np.random.default_rng(1))
