@@ -138,16 +138,20 @@ def _shaped_noise(n: int, rng: np.random.Generator, sample_rate: int, exponent: 
                   ) -> np.ndarray:
     """Unit-RMS Gaussian noise with power falling as 1/f**exponent above 20 Hz (flat below, so
     inaudible rumble does not carry the RMS)."""
-    spec = np.fft.rfft(rng.standard_normal(n))
-    f = np.maximum(np.fft.rfftfreq(n, 1 / sample_rate), 20.0)
-    x = np.fft.irfft(spec / f ** (exponent / 2), n)
+    from scipy import fft
+
+    spec = fft.rfft(rng.standard_normal(n))
+    f = np.maximum(fft.rfftfreq(n, 1 / sample_rate), 20.0)
+    x = fft.irfft(spec / f ** (exponent / 2), n)
     return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
 
 
 def _babble(n: int, rng: np.random.Generator, sample_rate: int, talkers: int = 6) -> np.ndarray:
     """Babble-like noise: ``talkers`` speech-shaped noises (100 Hz - 4 kHz, falling above
     500 Hz like the long-term speech spectrum), each gated by a syllable-rate envelope."""
-    f = np.fft.rfftfreq(n, 1 / sample_rate)
+    from scipy import fft
+
+    f = fft.rfftfreq(n, 1 / sample_rate)
     shape = np.where(f < 100, 0.0, 1.0) * np.where(f > 500, 500 / np.maximum(f, 1), 1.0)
     shape *= f < 4000
     out = np.zeros(n)
@@ -156,11 +160,11 @@ def _babble(n: int, rng: np.random.Generator, sample_rate: int, talkers: int = 6
     t_env = np.arange(n_env) / env_rate
     t = np.arange(n) / sample_rate
     for _ in range(talkers):
-        voice = np.fft.irfft(np.fft.rfft(rng.standard_normal(n)) * shape, n)
+        voice = fft.irfft(fft.rfft(rng.standard_normal(n)) * shape, n)
         # Syllables: noise low-passed to about 4 Hz, rectified (negative = a pause).
-        e = np.fft.rfft(rng.standard_normal(n_env))
+        e = fft.rfft(rng.standard_normal(n_env))
         e[int(4 * n_env / env_rate) + 1:] = 0
-        env = np.maximum(np.fft.irfft(e, n_env), 0)
+        env = np.maximum(fft.irfft(e, n_env), 0)
         out += voice * np.interp(t, t_env, env)
     return out / (np.sqrt(np.mean(out ** 2)) + 1e-12)
 
