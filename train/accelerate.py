@@ -3,6 +3,7 @@
     python -m edge_genre.train.accelerate pack --data DATA --out .accel/data
     python -m edge_genre.train.accelerate robust-teacher --data .accel/data --out OUT/robust
     python -m edge_genre.train.accelerate robust-teacher --body yamnet --data DATA --out OUT
+    python -m edge_genre.train.accelerate robust-teacher --body student --teacher musicnn ...
     python -m edge_genre.train.accelerate paper-cv --data .accel/data --out OUT/paper
     python -m edge_genre.train.accelerate merge-cv A/paper-cv.json B/paper-cv.json --out ALL.json
 
@@ -69,6 +70,17 @@ def parser() -> argparse.ArgumentParser:
     rt.add_argument("--limit", type=int, default=None, metavar="N", help="N tracks per genre")
     rt.add_argument("--workers", type=int, default=None)
     rt.add_argument("--seed", type=int, default=0)
+    rt.add_argument("--teacher", choices=("musicnn",), default=None,
+                    help="a yamnet or student body learns musicnn's view of the clean crop "
+                         "(default: its own); --weights is then musicnn's (default: the "
+                         "shipped room-robust copy)")
+    rt.add_argument("--start", default=None, metavar="FILE",
+                    help="with --teacher: the body's first weights (default: YAMNet's TFLite)")
+    rt.add_argument("--grid", type=float, default=0.96, metavar="SECONDS",
+                    help="with --teacher: crops start on this grid, a multiple of 80 ms "
+                         "(default %(default)s)")
+    rt.add_argument("--mixes", type=int, default=0, metavar="N",
+                    help="two-track mixes heard as further tracks (default %(default)s)")
 
     cv = sub.add_parser("paper-cv", help="the paper preset's K-fold CV (evaluate --cv's folds)")
     cv.add_argument("--data", required=True, help="a pack or a dataset folder")
@@ -110,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
                 checkpoint_every=args.checkpoint_every, max_seconds=args.max_seconds,
                 precision=args.precision, room_cache=args.room_cache, weights=args.weights,
                 stats_crops=args.stats_crops, eval_crops=args.eval_crops, limit=args.limit,
-                workers=args.workers, seed=args.seed),
+                workers=args.workers, seed=args.seed, teacher=args.teacher, start=args.start,
+                grid=args.grid, mixes=args.mixes),
                 log=lambda s: print(s, flush=True))
         elif args.job == "merge-cv":
             import json

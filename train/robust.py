@@ -8,6 +8,17 @@ norm (folded into its biases), and at 287.5 M MACs a window its 500 steps fit on
 about half an hour (the student's in 15 minutes, mostly making the room copies), where musicnn's
 (1.9 G MACs, batch norm) take an accelerator.
 
+A body can also learn from another network (``RobustConfig.teacher``): with ``--teacher
+musicnn`` the student's (or YAMNet's) body hears room copies and regresses what the room-robust
+musicnn says of the clean crop (its penultimate layer and tag logits, standardised), through a
+trainable linear projection of its pooled output that starts as the least-squares one and is
+dropped afterwards. musicnn learnt genre-like tags from a million songs; the body learns to hear
+that in its own, cheaper way. musicnn's 1.9 G MACs a crop are too slow to run every step on a
+CPU, so its targets are computed once, for crops starting on a grid (0.96 s: a whole number of
+both front-ends' hops) of every track, and training crops are drawn from that grid.
+``mixes`` adds two-track mixes of tracks of different genres as further tracks, each with its
+own room copies and the teacher's view of the mix: inputs no single excerpt gives.
+
 The musicnn job:
 
 A copy of musicnn's MSD network (every weight training, its batch norms in inference mode so
@@ -112,6 +123,14 @@ class RobustConfig:
     limit: int | None = None  # the first N tracks of each genre (short runs)
     workers: int | None = None  # data-preparation processes (default: all cores)
     seed: int = 0
+    # Cross-distillation: "musicnn" makes a YAMNet or student body learn the (room-robust)
+    # musicnn's view of the clean crop, where genre knowledge from music lives; None: the body's
+    # own (self-distillation). ``weights`` is then musicnn's, ``start`` the body's first weights.
+    teacher: str | None = None
+    start: str | None = None  # default: YAMNet's TFLite file
+    grid: float = 0.96  # crops start on this grid (s, a multiple of 80 ms): the teacher's
+    # targets of every track's grid are computed once, before training
+    mixes: int = 0  # two-track mixes added as further tracks, each with its own room copies
 
 
 # ----------------------------------------------------------------------------- data
@@ -141,35 +160,69 @@ def body_input(body: str, y: np.ndarray) -> np.ndarray:
 
 
 def track_versions(path: str, track_id: str, copies: int, seed: int,
-                   body: str = "musicnn") -> np.ndarray | str:
+                   body: str = "musicnn", teacher: str | None = None,
+                   mix: tuple[str, float] | None = None):
     """The body's inputs of a whole track and its room copies, (1 + copies, frames, bins)
     float32, or the reason the track cannot be used. Copy i's room is seeded by the track id, i
-    and ``seed``: the same rooms in every run."""
+    and ``seed``: the same rooms in every run. With ``teacher`` (another body), a pair: those
+    and the teacher's input of the clean track. ``mix``: (a second track's path, its gain): the
+    track heard is the sum, the second at ``gain`` times the first's RMS level."""
     from edge_genre.edge import audio as audio_io
     from edge_genre.errors import AudioError
 
     b = get_body(body)
     try:
         y = audio_io.load(path, SAMPLE_RATE)
+        if mix is not None:
+            y = mixed(y, audio_io.load(mix[0], SAMPLE_RATE), mix[1])
     except AudioError as exc:
         return str(exc)
     if len(y) < b.crop_frames * b.hop or audio_io.is_silent(y):
         return f"{path}: silent or shorter than one 4 s crop"
     versions = [y] + [_AUGMENT(y, np.random.default_rng([zlib.crc32(track_id.encode()), seed, i]))
                       for i in range(1, copies + 1)]
-    return np.stack([body_input(body, v) for v in versions])
+    heard = np.stack([body_input(body, v) for v in versions])
+    return heard if teacher is None else (heard, body_input(teacher, y))
+
+
+def mixed(a: np.ndarray, b: np.ndarray, gain: float) -> np.ndarray:
+    """``a`` plus ``b`` at ``gain`` times ``a``'s RMS level, at ``a``'s level, cut to the
+    shorter."""
+    n = min(len(a), len(b))
+    a, b = a[:n], b[:n]
+    rms = lambda x: float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) + 1e-9  # noqa: E731
+    y = a + gain * b * (rms(a) / rms(b))
+    return (y * (rms(a) / rms(y))).astype(np.float32)
+
+
+def mix_pairs(tracks, n: int, seed: int) -> list[tuple[int, int, float]]:
+    """``n`` seeded (first, second, gain) triples of tracks of different genres, the second at
+    -6..0 dB."""
+    rng = np.random.default_rng([seed, 7])
+    pairs = []
+    while len(pairs) < n and len({t.label for t in tracks}) > 1:
+        i, j = (int(k) for k in rng.integers(0, len(tracks), 2))
+        if tracks[i].label != tracks[j].label:
+            pairs.append((i, j, float(10 ** (rng.uniform(-6, 0) / 20))))
+    return pairs
 
 
 def prepare(tracks, copies: int, seed: int, workers: int | None, cache_dir: str | None,
-            body: str = "musicnn"):
+            body: str = "musicnn", teacher: str | None = None, mixes: int = 0):
     """(list of (1 + copies, frames, bins) arrays, skipped [(track id, why)]), in worker
-    processes."""
+    processes; with ``teacher``, a third item: the teacher's inputs of the clean tracks, row for
+    row. ``mixes`` two-track mixes (``mix_pairs``) follow the tracks."""
     import multiprocessing as mp
 
     from edge_genre.train import roomsim
 
     global _AUGMENT
-    args = [(str(t.path), t.track_id, copies, seed, body) for t in tracks]
+    args = [(str(t.path), t.track_id, copies, seed, body, teacher, None) for t in tracks]
+    names = [t.track_id for t in tracks]
+    for i, j, gain in mix_pairs(tracks, mixes, seed):
+        names.append(f"mix:{tracks[i].track_id}+{tracks[j].track_id}")
+        args.append((str(tracks[i].path), names[-1], copies, seed, body, teacher,
+                     (str(tracks[j].path), gain)))
     workers = max(1, min(int(workers or os.cpu_count() or 1), len(args)))
     # Made once here: reading (or, without a cache, computing) the impulse-response bank.
     _AUGMENT = roomsim.augmenter(SAMPLE_RATE, cache_dir=cache_dir)
@@ -179,12 +232,20 @@ def prepare(tracks, copies: int, seed: int, workers: int | None, cache_dir: str 
         # fork: the workers inherit the augmenter, and start before Keras and JAX exist here.
         with mp.get_context("fork").Pool(workers) as pool:
             results = pool.starmap(track_versions, args, chunksize=1)
-    kept, skipped = [], []
-    for t, r in zip(tracks, results):
-        (skipped.append((t.track_id, r)) if isinstance(r, str) else kept.append(r))
+    kept, taught, skipped = [], [], []
+    for name, r in zip(names, results):
+        if isinstance(r, str):
+            skipped.append((name, r))
+        else:
+            kept.append(r if teacher is None else r[0])
+            taught.append(None if teacher is None else r[1])
     # Every version of every track cut to the shortest, so crops index one array.
     frames = min(v.shape[1] for v in kept) if kept else 0
-    return [v[:, :frames] for v in kept], skipped
+    kept = [v[:, :frames] for v in kept]
+    if teacher is None:
+        return kept, skipped
+    frames = min(v.shape[0] for v in taught) if taught else 0
+    return kept, skipped, [v[:frames] for v in taught]
 
 
 class Crops:
@@ -206,6 +267,58 @@ class Crops:
         heard = self.v[t[:, None], v[:, None], idx][..., None]
         clean = self.v[t[:, None], 0, idx][..., None]
         return heard, clean
+
+
+class GridCrops:
+    """Crops on a grid, for a teacher that hears another front-end: the targets of every track's
+    grid are computed once (``targets``: (tracks, starts, dims)); a crop is a track, one of its
+    versions (0 = clean), a grid start."""
+
+    def __init__(self, versions: list[np.ndarray], targets: np.ndarray, rng: np.random.Generator,
+                 crop_frames: int, step_frames: int):
+        self.v = np.stack(versions)
+        self.targets = targets
+        self.rng = rng
+        self.crop = crop_frames
+        self.step = step_frames
+
+    def draw(self, n: int, room_only: bool = False, clean: bool = False):
+        """(heard, targets), and with ``clean`` the same crops' clean versions too."""
+        t = self.rng.integers(0, self.v.shape[0], n)
+        v = self.rng.integers(1 if room_only else 0, self.v.shape[1], n)
+        g = self.rng.integers(0, self.targets.shape[1], n)
+        idx = (g * self.step)[:, None] + np.arange(self.crop)[None, :]
+        heard = self.v[t[:, None], v[:, None], idx][..., None]
+        if not clean:
+            return heard, self.targets[t, g]
+        return heard, self.targets[t, g], self.v[t[:, None], 0, idx][..., None]
+
+
+def grid_starts(grid: float, student: RobustBody, teacher: RobustBody,
+                student_frames: int, teacher_frames: int) -> tuple[int, int, int]:
+    """(the grid's step in the student's frames, in the teacher's, starts per track). The step
+    must be a whole number of both front-ends' hops, so both cut the same seconds."""
+    samples = int(round(grid * SAMPLE_RATE))
+    if samples <= 0 or samples % student.hop or samples % teacher.hop:
+        raise DataError(f"grid {grid} s is not a positive multiple of both hops "
+                        f"({student.hop} and {teacher.hop} samples at {SAMPLE_RATE} Hz)")
+    s_step, t_step = samples // student.hop, samples // teacher.hop
+    starts = min((student_frames - student.crop_frames) // s_step,
+                 (teacher_frames - teacher.crop_frames) // t_step) + 1
+    if starts < 1:
+        raise DataError("the tracks are shorter than one crop")
+    return s_step, t_step, starts
+
+
+def teacher_targets(teach, inputs: list[np.ndarray], t_step: int, crop: int, starts: int,
+                    batch: int) -> np.ndarray:
+    """The teacher's vectors of every track's grid crops, (tracks, starts, dims)."""
+    idx = (np.arange(starts) * t_step)[:, None] + np.arange(crop)[None, :]
+    # Several tracks a call (a track's few starts alone would be padded to a whole batch).
+    per_batch = max(1, 8 * batch // starts)
+    rows = [_batches(teach, np.concatenate([x[idx] for x in inputs[i:i + per_batch]])[..., None],
+                     batch) for i in range(0, len(inputs), per_batch)]
+    return np.concatenate(rows).reshape(len(inputs), starts, -1).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- networks
@@ -242,9 +355,9 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def read_teacher_weights(body: str, path: str | None):
-    """The teacher's weights: ``path``, else ``default_teacher_path(body)``."""
-    path = path or default_teacher_path(body)
+def read_teacher_weights(body: str, path: str | None, cross: bool = False):
+    """The teacher's weights: ``path``, else ``default_teacher_path(body, cross)``."""
+    path = path or default_teacher_path(body, cross)
     if body in ("yamnet", "student"):
         from edge_genre.train import yamnet as Y
 
@@ -254,15 +367,16 @@ def read_teacher_weights(body: str, path: str | None):
     return M.read_weights(path)
 
 
-def default_teacher_path(body: str) -> Path:
-    """musicnn's shipped MSD weights, or YAMNet's TFLite file (for YAMNet and the student)."""
+def default_teacher_path(body: str, cross: bool = False) -> Path:
+    """musicnn's shipped MSD weights (teaching another body: its shipped room-robust copy), or
+    YAMNet's TFLite file (for YAMNet and the student)."""
     if body in ("yamnet", "student"):
         from edge_genre.train.backbones import default_yamnet_path
 
         return default_yamnet_path()
     from edge_genre.train import musicnn as M
 
-    return M.weights_path()
+    return M.robust_weights_path() if cross else M.weights_path()
 
 
 TARGETS = {"musicnn": "teacher's [penultimate (200), tag logits (50)] of the clean crop, "
@@ -304,23 +418,43 @@ def target_parts(body: str, outputs) -> list:
     return list(outputs)[1:] if body == "musicnn" else list(outputs)
 
 
-def build_student(keras, body, mean: np.ndarray, std: np.ndarray, body_name: str = "musicnn"):
+def build_student(keras, body, mean: np.ndarray, std: np.ndarray, body_name: str = "musicnn",
+                  projection: int | None = None):
     """The trainable copy: ``body`` always in inference mode (musicnn: frozen batch-norm
     statistics, its gamma and beta still train), output the target's parts standardised as the
-    targets."""
+    targets. ``projection``: the parts go through a trainable Dense of that width, which says
+    the standardised target itself (a teacher of another kind; the Dense is not kept)."""
     ops = keras.ops
 
     class Student(keras.Model):
         def __init__(self):
             super().__init__(name=f"robust_{body_name}")
             self.body = body
+            self.projection = (keras.layers.Dense(projection, name="projection")
+                               if projection else None)
 
         def call(self, x, training=None):
             parts = target_parts(body_name, self.body(x, training=False))
             y = ops.cast(ops.concatenate(parts, axis=-1), "float32")
+            if self.projection is not None:
+                return self.projection(y)
             return (y - ops.convert_to_tensor(mean)) / ops.convert_to_tensor(std)
 
     return Student()
+
+
+def fit_projection(student, features: np.ndarray, target: np.ndarray, ridge: float = 1e-2) -> None:
+    """Set the student's projection to the ridge regression of ``target`` on ``features``
+    (ridge relative to the features' mean variance)."""
+    mu = features.mean(0)
+    x = features - mu
+    gram = x.T @ x
+    gram[np.diag_indices_from(gram)] += ridge * float(np.trace(gram)) / len(gram)
+    w = np.linalg.solve(gram, x.T @ target)
+    if not student.projection.built:
+        student.projection.build((None, features.shape[1]))
+    student.projection.set_weights([w.astype(np.float32), (target.mean(0) - mu @ w)
+                                    .astype(np.float32)])
 
 
 def save_body(body, body_name: str, path: Path, base=None) -> None:
@@ -395,12 +529,23 @@ def run(cfg: RobustConfig, log=print) -> dict:
     if micro < 1 or cfg.batch % micro:
         raise DataError(f"micro-batch {cfg.micro_batch} must divide the batch {cfg.batch}")
     accumulate = cfg.batch // micro
+    cross = cfg.teacher is not None and cfg.teacher != b.name
+    if cross and (cfg.teacher != "musicnn" or b.name == "musicnn"):
+        raise DataError("a teacher of another kind is musicnn, for a yamnet or student body")
+    if cfg.mixes < 0:
+        raise DataError("mixes >= 0, please")
     ds = load_dataset(cfg.data, cfg.limit)
-    teacher_weights = read_teacher_weights(b.name, cfg.weights)
-    versions, skipped = prepare(ds.tracks, cfg.copies, cfg.seed, cfg.workers, cfg.room_cache,
-                                b.name)
+    teacher_weights = read_teacher_weights(cfg.teacher or b.name, cfg.weights, cross)
+    start_weights = read_teacher_weights(b.name, cfg.start) if cross else teacher_weights
+    prepared = prepare(ds.tracks, cfg.copies, cfg.seed, cfg.workers, cfg.room_cache, b.name,
+                       cfg.teacher if cross else None, cfg.mixes)
+    versions, skipped = prepared[:2]
     if not versions:
         raise DataError(f"no usable track in {cfg.data}")
+    if cross:
+        tb = get_body(cfg.teacher)
+        s_step, t_step, starts = grid_starts(cfg.grid, b, tb, versions[0].shape[1],
+                                             prepared[2][0].shape[0])
     data_seconds = time.perf_counter() - t_start
     log(f"robust-teacher ({b.name}): {len(versions)} tracks x {1 + cfg.copies} versions ready in "
         f"{data_seconds:.0f} s ({len(skipped)} skipped)")
@@ -410,30 +555,59 @@ def run(cfg: RobustConfig, log=print) -> dict:
 
     keras = setup_keras(cfg.seed)
     # The teacher is built before the policy changes: its targets stay float32.
-    teacher = build_network(b.name, teacher_weights, "teacher")
+    teacher_name = cfg.teacher if cross else b.name
+    teacher = build_network(teacher_name, teacher_weights, "teacher")
     if cfg.precision == "bf16":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        body = build_network(b.name, teacher_weights, b.name)
+        body = build_network(b.name, start_weights, b.name)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     rng = np.random.default_rng(cfg.seed)
-    crops = Crops(versions, rng, b.crop_frames)
-    teach = _teacher_fn(teacher, b.name)
-    _, stats_clean = crops.draw(max(2, cfg.stats_crops))
-    vecs = _batches(teach, stats_clean, micro)
+    teach = _teacher_fn(teacher, teacher_name)
+    eval_rng = np.random.default_rng(cfg.seed + 1)
+    if cross:  # the targets of every grid crop, once: the teacher is the costly network
+        t0 = time.perf_counter()
+        table = teacher_targets(teach, prepared[2], t_step, tb.crop_frames, starts, micro)
+        del prepared
+        vecs = table.reshape(-1, table.shape[-1])
+        log(f"teacher ({cfg.teacher}): {vecs.shape[0]} grid crops in "
+            f"{time.perf_counter() - t0:.0f} s")
+        crops = GridCrops(versions, table, rng, b.crop_frames, s_step)
+        fixed = GridCrops(versions, table, eval_rng, b.crop_frames, s_step)
+
+        def sample(c, n, room_only=False):
+            return c.draw(n, room_only)
+    else:
+        crops = Crops(versions, rng, b.crop_frames)
+        fixed = Crops(versions, eval_rng, b.crop_frames)
+
+        def sample(c, n, room_only=False):
+            heard, clean = c.draw(n, room_only)
+            return heard, _batches(teach, clean, micro)
+        _, vecs = sample(crops, max(2, cfg.stats_crops))
     mean = vecs.mean(0).astype(np.float32)
     # A floor relative to the typical spread: a dimension that barely moves over the sampled
     # crops (few crops in a short run) must not dominate the loss.
     std = vecs.std(0)
     std = np.maximum(std, max(1e-3, 0.1 * float(np.median(std)))).astype(np.float32)
-    del stats_clean, vecs
-    eval_rng = np.random.default_rng(cfg.seed + 1)
-    fixed = Crops(versions, eval_rng, b.crop_frames)
-    eval_room, eval_clean = fixed.draw(max(1, cfg.eval_crops), room_only=cfg.copies > 0)
-    eval_target = (_batches(teach, eval_clean, micro) - mean) / std
+    del vecs
+    if cross:
+        eval_room, eval_target, eval_clean = fixed.draw(max(1, cfg.eval_crops),
+                                                        room_only=cfg.copies > 0, clean=True)
+    else:
+        eval_room, eval_clean = fixed.draw(max(1, cfg.eval_crops), room_only=cfg.copies > 0)
+        eval_target = _batches(teach, eval_clean, micro)
+    eval_target = (eval_target - mean) / std
 
-    student = build_student(keras, body, mean, std, b.name)
+    written = f"{b.name}-{cfg.teacher}.npz" if cross else b.weights_out
+    student = build_student(keras, body, mean, std, b.name,
+                            projection=len(mean) if cross else None)
+    if cross:  # the projection starts as the least-squares one (the body's linear probe)
+        heard, target = crops.draw(max(2, cfg.stats_crops))
+        fit_projection(student, _batches(lambda x: np.concatenate(
+            [np.asarray(p, np.float32) for p in target_parts(b.name, body.predict_on_batch(x))],
+            -1), heard, micro), (target - mean) / std)
     # Keras averages the accumulated gradients and counts Adam's steps in whole batches.
     student.compile(optimizer=keras.optimizers.Adam(
         cfg.lr, gradient_accumulation_steps=accumulate if accumulate > 1 else None), loss="mse")
@@ -448,10 +622,15 @@ def run(cfg: RobustConfig, log=print) -> dict:
     record = {"job": "robust-teacher", "config": asdict(cfg), "backend": keras.backend.backend(),
               "device": backend_device(keras), "keras": keras.__version__,
               "python": platform.python_version(), "cpus": os.cpu_count(),
-              "teacher_weights": str(Path(cfg.weights) if cfg.weights else default_teacher_path(b.name)),
+              "teacher": teacher_name,
+              "teacher_weights": str(cfg.weights or default_teacher_path(teacher_name, cross)),
+              "start_weights": str(cfg.start or default_teacher_path(b.name)) if cross else None,
               "tracks": len(versions), "skipped": skipped, "rooms": ROOM_METHOD,
               "frames_per_track": int(versions[0].shape[1]),
-              "data_seconds": round(data_seconds, 1), "target": TARGETS[b.name],
+              "data_seconds": round(data_seconds, 1),
+              "target": TARGETS[teacher_name] + (
+                  f", on a {cfg.grid} s grid of starts ({starts} a track), through a trainable "
+                  f"projection of the body's output" if cross else ""),
               "target_mean_std": [float(mean.mean()), float(std.mean())],
               "eval": f"{len(eval_room)} fixed random crops of the same tracks (none is held "
                       "out): MSE of the copy to the standardised clean target, hearing a room "
@@ -460,8 +639,8 @@ def run(cfg: RobustConfig, log=print) -> dict:
               "steps_done": 0, "stopped_by": None}
 
     def checkpoint(final: bool = False) -> None:
-        save_body(body, b.name, out / (b.weights_out + ".tmp"), teacher_weights)
-        (out / (b.weights_out + ".tmp")).replace(out / b.weights_out)
+        save_body(body, b.name, out / (written + ".tmp"), start_weights)
+        (out / (written + ".tmp")).replace(out / written)
         secs = record["step_seconds"][1:] or record["step_seconds"]  # without the compile step
         record.update(seconds_per_step=round(float(np.median(secs)), 4) if secs else None,
                       first_step_seconds=record["step_seconds"][0] if secs else None,
@@ -477,8 +656,8 @@ def run(cfg: RobustConfig, log=print) -> dict:
                 stopped = "max_seconds"
                 break
         t0 = time.perf_counter()  # the whole step: crops, the teacher's targets, the update
-        heard, clean = crops.draw(cfg.batch)
-        target = (_batches(teach, clean, micro) - mean) / std
+        heard, target = sample(crops, cfg.batch)
+        target = (target - mean) / std
         losses = []
         for i in range(0, cfg.batch, micro):
             res = student.train_on_batch(heard[i:i + micro], target[i:i + micro])
@@ -496,6 +675,6 @@ def run(cfg: RobustConfig, log=print) -> dict:
     record["evals"].append({"step": record["steps_done"], **evaluate()})
     checkpoint(final=True)
     log(f"robust-teacher: {record['steps_done']} steps ({stopped}), before {record['eval_before']}"
-        f", after {record['evals'][-1]}; wrote {out / b.weights_out} and {out / LOG_OUT}")
+        f", after {record['evals'][-1]}; wrote {out / written} and {out / LOG_OUT}")
     return record
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge_genre.errors import DataError
 from tests.conftest import GTZAN_SPLITS, REPO, gtzan_file
 
 #: Two genres, two artists each where the index allows: folds stay artist-grouped.
@@ -98,15 +99,15 @@ def test_robust_teacher_refuses_missing_data(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_JAX, reason="needs jax (the dev extra installs jax[cpu])")
-def test_robust_teacher_two_steps(tiny_pack, tmp_path):
+def test_robust_teacher_two_steps(tiny_pack, tmp_path, room_bank_cache):
     from edge_genre.train import musicnn as M
 
     out = tmp_path / "robust"
     # --micro-batch 1: each step's gradient accumulated over two passes (the CPU's way).
     r = _job(["robust-teacher", "--data", str(tiny_pack), "--out", str(out), "--steps", "2",
               "--batch", "2", "--micro-batch", "1", "--copies", "1", "--stats-crops", "2", "--eval-crops", "2",
-              "--workers", "1", "--precision", "fp32", "--checkpoint-every", "1"],
-             check_modules=True)
+              "--workers", "1", "--precision", "fp32", "--checkpoint-every", "1",
+              "--room-cache", str(room_bank_cache)], check_modules=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["musicnn-robust.npz", "robust-log.json"]
     log = json.loads((out / "robust-log.json").read_text())
@@ -121,29 +122,35 @@ def test_robust_teacher_two_steps(tiny_pack, tmp_path):
     assert max(np.abs(trained.arrays[k] - shipped.arrays[k]).max() for k in moved) < 5e-4
 
 
-def _two_yamnet_steps(body: str, pack: Path, out: Path):
+def _two_yamnet_steps(body: str, pack: Path, out: Path, cache: Path, *extra: str):
     """robust-teacher on a YAMNet body for two steps of two crops (JAX, no TensorFlow on the
-    path); returns (its log, the trained weights, YAMNet's own)."""
+    path; the room bank read from ``cache``); returns (its log, the trained weights, YAMNet's
+    own). ``extra``: more options."""
     from edge_genre.train import yamnet as Y
     from tests.conftest import YAMNET_TFLITE
 
+    teacher = "--teacher" in extra
+    yamnet = ["--start" if teacher else "--weights", str(YAMNET_TFLITE)]
     r = _job(["robust-teacher", "--body", body, "--data", str(pack), "--out", str(out),
               "--steps", "2", "--batch", "2", "--copies", "1", "--stats-crops", "2",
-              "--eval-crops", "2", "--workers", "1", "--precision", "fp32",
-              "--weights", str(YAMNET_TFLITE)], check_modules=True)
+              "--eval-crops", "2", "--workers", "1", "--precision", "fp32", "--room-cache",
+              str(cache), *yamnet, *extra],
+             check_modules=True)
     assert r.returncode == 0, r.stderr[-2000:]
     log = json.loads((out / "robust-log.json").read_text())
-    assert log["steps_done"] == 2 and log["config"]["body"] == body and log["tracks"] == 4
-    return (log, Y.read_weights(out / f"{body}-robust.npz"), Y.read_weights(YAMNET_TFLITE))
+    assert log["steps_done"] == 2 and log["config"]["body"] == body
+    written = out / (f"{body}-musicnn.npz" if teacher else f"{body}-robust.npz")
+    return log, Y.read_weights(written), Y.read_weights(YAMNET_TFLITE)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_JAX, reason="needs jax (the dev extra installs jax[cpu])")
-def test_robust_teacher_yamnet_two_steps(tiny_pack, tmp_path):
+def test_robust_teacher_yamnet_two_steps(tiny_pack, tmp_path, room_bank_cache):
     """The same job on YAMNet's body: its own weights file, which YAMNet's reader loads, every
     layer moved a little by training, the target named in the log."""
     out = tmp_path / "robust"
-    log, trained, original = _two_yamnet_steps("yamnet", tiny_pack, out)
+    log, trained, original = _two_yamnet_steps("yamnet", tiny_pack, out, room_bank_cache)
+    assert log["tracks"] == 4
     assert sorted(p.name for p in out.iterdir()) == ["robust-log.json", "yamnet-robust.npz"]
     assert "embedding (1024)" in log["target"]
     for a, b in zip(trained.layers, original.layers):
@@ -153,11 +160,18 @@ def test_robust_teacher_yamnet_two_steps(tiny_pack, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_JAX, reason="needs jax (the dev extra installs jax[cpu])")
-def test_robust_teacher_student_body_moves_only_its_layers(tiny_pack, tmp_path):
-    """``--body student``: YAMNet's first 6 layers at 20 ms learn; the file still holds a whole
-    YAMNet, its layers 7-14 and classifier the teacher's own, bit for bit."""
-    log, trained, original = _two_yamnet_steps("student", tiny_pack, tmp_path / "robust")
-    assert "layer-6 map (256)" in log["target"]
+def test_robust_teacher_student_learns_musicnn_moves_only_its_layers(tiny_pack, tmp_path,
+                                                                    room_bank_cache):
+    """``--body student --teacher musicnn``: the student's body (YAMNet's first 6 layers at
+    20 ms) learns the room-robust musicnn's view of the clean crop, on a grid, with two-track
+    mixes heard as further tracks; the file still holds a whole YAMNet, its layers 7-14 and
+    classifier the starting ones, bit for bit."""
+    log, trained, original = _two_yamnet_steps("student", tiny_pack, tmp_path / "robust",
+                                               room_bank_cache, "--teacher", "musicnn",
+                                               "--mixes", "2")
+    assert log["tracks"] == 4 + 2 and log["teacher"] == "musicnn"
+    assert log["teacher_weights"].endswith("musicnn-robust.npz")
+    assert "penultimate (200)" in log["target"] and "0.96 s grid" in log["target"]
     for i, (a, b) in enumerate(zip(trained.layers, original.layers)):
         same = all(np.array_equal(a[k], b[k]) for k in b)
         assert same == (i >= 6), f"layer {i + 1}"
@@ -172,14 +186,14 @@ def test_robust_refuses_unknown_body(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_JAX, reason="needs jax (the dev extra installs jax[cpu])")
-def test_robust_teacher_out_of_time_still_writes(tiny_pack, tmp_path):
+def test_robust_teacher_out_of_time_still_writes(tiny_pack, tmp_path, room_bank_cache):
     """A budget spent before the first step: no step, and still weights and a log."""
     from edge_genre.train import musicnn as M
 
     out = tmp_path / "robust"
     r = _job(["robust-teacher", "--data", str(tiny_pack), "--out", str(out), "--batch", "2",
               "--copies", "1", "--stats-crops", "2", "--eval-crops", "2", "--workers", "1",
-              "--precision", "fp32", "--max-seconds", "1"])
+              "--precision", "fp32", "--max-seconds", "1", "--room-cache", str(room_bank_cache)])
     assert r.returncode == 0, r.stderr[-2000:]
     log = json.loads((out / "robust-log.json").read_text())
     assert log["steps_done"] == 0 and log["stopped_by"] == "max_seconds" and log["final"]
@@ -265,3 +279,60 @@ def test_music_body_reads_other_weights(tmp_path, monkeypatch):
     monkeypatch.setenv(M.WEIGHTS_ENV, str(path))
     assert np.array_equal(b.read_weights().arrays["logits/bias"], other.arrays["logits/bias"])
     assert b.maps_key("settings", 1) != key  # maps of other weights are cached apart
+
+
+def test_grid_is_a_multiple_of_both_hops():
+    """The teacher's grid starts cut the same seconds in both front-ends, or are refused."""
+    from edge_genre.train.robust import BODIES, grid_starts
+
+    s, m = BODIES["student"], BODIES["musicnn"]
+    # 30 s at 16 kHz: 1501 student frames (20 ms), 1876 musicnn frames (16 ms).
+    assert grid_starts(0.96, s, m, 1501, 1876) == (48, 60, 28)
+    assert grid_starts(0.08, s, m, 1501, 1876)[2] == 326  # 1 + (1501 - 199) // 4
+    for bad in (0.0, 0.05, 0.5):
+        with pytest.raises(DataError, match="multiple of both hops"):
+            grid_starts(bad, s, m, 1501, 1876)
+    with pytest.raises(DataError, match="shorter than one crop"):
+        grid_starts(0.96, s, m, 150, 1876)
+
+
+def test_mixes_pair_other_genres_at_the_first_tracks_level():
+    from types import SimpleNamespace
+
+    from edge_genre.train.robust import mix_pairs, mixed
+
+    tracks = [SimpleNamespace(label=g) for g in (0, 0, 1, 2)]
+    pairs = mix_pairs(tracks, 20, seed=0)
+    assert len(pairs) == 20 and pairs == mix_pairs(tracks, 20, seed=0)
+    assert all(tracks[i].label != tracks[j].label and 0.5 <= g <= 1.0 for i, j, g in pairs)
+    assert mix_pairs(tracks[:2], 3, seed=0) == []  # one genre: nothing to mix
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(1000) * 0.1, rng.standard_normal(800) * 3.0
+    y = mixed(a, b, 0.5)
+    assert len(y) == 800 and y.dtype == np.float32
+    assert np.isclose(np.sqrt(np.mean(y ** 2)), np.sqrt(np.mean(a[:800] ** 2)), rtol=1e-3)
+
+
+def test_robust_refuses_a_teacher_it_cannot_pair(tmp_path):
+    from edge_genre.train.robust import RobustConfig, run
+
+    with pytest.raises(DataError, match="musicnn, for a yamnet or student body"):
+        run(RobustConfig(str(tmp_path), str(tmp_path / "out"), body="student", teacher="yamnet"))
+
+
+def test_teacher_targets_are_each_grid_crops_vector_row_for_row():
+    """The grid's targets, computed several tracks a batch, belong to their own track and start."""
+    from edge_genre.train.robust import teacher_targets
+
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal((300, 3)).astype(np.float32) for _ in range(7)]
+    seen = []
+
+    def teacher(x):  # a crop's "vector": its first frames, flattened
+        seen.append(len(x))
+        return x.reshape(len(x), -1)[:, :5]
+
+    got = teacher_targets(teacher, inputs, t_step=10, crop=20, starts=12, batch=4)
+    want = np.stack([[x[g * 10:g * 10 + 20].reshape(-1)[:5] for g in range(12)] for x in inputs])
+    np.testing.assert_array_equal(got, want)
+    assert set(seen) == {4}  # whole batches only
