@@ -23,6 +23,9 @@ to pool. ``transfer.py`` trains and assembles heads over any of them.
   ``edge_genre/models/yamnet-robust.npz``), at 10 and 20 ms.
 - ``student_robust``: the student's body (YAMNet's first 6 layers at 20 ms) self-distilled alone
   (``robust.py --body student``; ``edge_genre/models/student-robust.npz``).
+- ``student_musicnn``: that body then taught by the room-robust musicnn: its pooled map learns
+  to say musicnn's view of the clean crop while it hears room copies and two-track mixes
+  (``robust.py --body student --teacher musicnn``; ``edge_genre/models/student-musicnn.npz``).
 
 A body on other weights than its port's keeps its maps beside the original's, in the same cache
 folder, under a key that names the weights file's hash.
@@ -53,6 +56,9 @@ YAMNET_ROBUST_FILE = "yamnet-robust.npz"
 #: The student's body (YAMNet's first 6 layers at 20 ms) self-distilled alone
 #: (``robust.py --body student``); its layers 7-14 are YAMNet's own.
 STUDENT_ROBUST_FILE = "student-robust.npz"
+#: The same body taught by the room-robust musicnn (``robust.py --body student --teacher
+#: musicnn``), starting from ``STUDENT_ROBUST_FILE``.
+STUDENT_MUSICNN_FILE = "student-musicnn.npz"
 
 
 def yamnet_robust_path(name: str = YAMNET_ROBUST_FILE) -> Path:
@@ -216,15 +222,15 @@ class RobustYamnetBackbone(YamnetBackbone):
         return yamnet_robust_path(self.weights_file)
 
 
-def _yamnet_robust(name: str, hop: int, weights_file: str = YAMNET_ROBUST_FILE) -> Backbone:
+def _yamnet_robust(name: str, hop: int, weights_file: str = YAMNET_ROBUST_FILE,
+                   how: str = "self-distilled on room copies") -> Backbone:
     from dataclasses import replace
 
     from edge_genre.train import yamnet as Y
 
     plain = "yamnet" if hop == 160 else "yamnet_20ms"
     return RobustYamnetBackbone(name, replace(Y.yamnet_frontend(), hop_length=hop), WINDOW,
-                                len(Y.LAYERS), 1,
-                                "YAMNet (Apache-2.0), self-distilled on room copies", plain=plain,
+                                len(Y.LAYERS), 1, f"YAMNet (Apache-2.0), {how}", plain=plain,
                                 weights_file=weights_file)
 
 
@@ -263,7 +269,10 @@ _FACTORIES = {"yamnet": _yamnet, "yamnet_20ms": _yamnet_20ms, "musicnn": _musicn
               "yamnet_robust": lambda: _yamnet_robust("yamnet_robust", 160),
               "yamnet_robust_20ms": lambda: _yamnet_robust("yamnet_robust_20ms", 320),
               "student_robust": lambda: _yamnet_robust("student_robust", 320,
-                                                       STUDENT_ROBUST_FILE)}
+                                                       STUDENT_ROBUST_FILE),
+              "student_musicnn": lambda: _yamnet_robust(
+                  "student_musicnn", 320, STUDENT_MUSICNN_FILE,
+                  "taught by musicnn MSD_musicnn (ISC) through room copies")}
 BACKBONES = tuple(_FACTORIES)
 _made: dict[str, Backbone] = {}
 
