@@ -47,13 +47,14 @@ def test_preset_contract():
 def test_the_default_hears_through_the_room_robust_copy(weights):
     """``transfer`` sits on the shipped self-distilled YAMNet (``yamnet-robust.npz``): the same
     layout as the TFLite file's weights, every layer changed, and its maps cached beside YAMNet's
-    under a key naming the file. The student sits on its own self-distilled first 6 layers
-    (``student-robust.npz``), the rest of that file YAMNet's own."""
+    under a key naming the file. The student sits on its first 6 layers taught by musicnn
+    (``student-musicnn.npz``, from its self-distilled ``student-robust.npz``), the rest of each
+    file YAMNet's own."""
     from edge_genre.train.backbones import get_backbone
     from edge_genre.train.features import settings_key
 
     assert T.CONFIGS["transfer"].backbone == "yamnet_robust"
-    assert T.CONFIGS["student"].backbone == "student_robust"
+    assert T.CONFIGS["student"].backbone == "student_musicnn"
     robust, plain = get_backbone("yamnet_robust"), get_backbone("yamnet")
     assert robust.frontend == plain.frontend and robust.cache_kind == plain.cache_kind == "yamnet"
     key = settings_key(plain.frontend, plain.window)
@@ -63,14 +64,17 @@ def test_the_default_hears_through_the_room_robust_copy(weights):
     for a, b in zip(copy.layers, weights.layers):
         assert a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a)
         assert any(not np.allclose(a[k], b[k]) for k in a)
-    student = get_backbone("student_robust")
-    assert student.cache_kind == "yamnet_20ms" and student.frontend.hop_length == 320
-    assert student.maps_key(key, 6) != get_backbone("yamnet_20ms").maps_key(key, 6)
-    own = student.read_weights()
-    for i, (a, b) in enumerate(zip(own.layers, weights.layers)):
-        # float16 in the file: YAMNet's own layers come back within its rounding
-        same = all(np.allclose(a[k], b[k], rtol=1e-3, atol=1e-4) for k in a)
-        assert same == (i >= 6), f"layer {i + 1}"
+    keys = set()
+    for name in ("student_robust", "student_musicnn"):
+        student = get_backbone(name)
+        assert student.cache_kind == "yamnet_20ms" and student.frontend.hop_length == 320
+        keys.add(student.maps_key(key, 6))
+        own = student.read_weights()
+        for i, (a, b) in enumerate(zip(own.layers, weights.layers)):
+            # float16 in the file: YAMNet's own layers come back within its rounding
+            same = all(np.allclose(a[k], b[k], rtol=1e-3, atol=1e-4) for k in a)
+            assert same == (i >= 6), f"{name}, layer {i + 1}"
+    assert len(keys | {get_backbone("yamnet_20ms").maps_key(key, 6)}) == 3
 
 
 def test_config_is_checked():
