@@ -59,6 +59,9 @@ STUDENT_ROBUST_FILE = "student-robust.npz"
 #: The same body taught by the room-robust musicnn (``robust.py --body student --teacher
 #: musicnn``), starting from ``STUDENT_ROBUST_FILE``.
 STUDENT_MUSICNN_FILE = "student-musicnn.npz"
+#: YAMNet's whole body taught by the room-robust musicnn the same way, from
+#: ``YAMNET_ROBUST_FILE``.
+YAMNET_MUSICNN_FILE = "yamnet-musicnn.npz"
 
 
 def yamnet_robust_path(name: str = YAMNET_ROBUST_FILE) -> Path:
@@ -270,6 +273,9 @@ _FACTORIES = {"yamnet": _yamnet, "yamnet_20ms": _yamnet_20ms, "musicnn": _musicn
               "yamnet_robust_20ms": lambda: _yamnet_robust("yamnet_robust_20ms", 320),
               "student_robust": lambda: _yamnet_robust("student_robust", 320,
                                                        STUDENT_ROBUST_FILE),
+              "yamnet_musicnn": lambda: _yamnet_robust(
+                  "yamnet_musicnn", 160, YAMNET_MUSICNN_FILE,
+                  "taught by musicnn MSD_musicnn (ISC) through room copies"),
               "student_musicnn": lambda: _yamnet_robust(
                   "student_musicnn", 320, STUDENT_MUSICNN_FILE,
                   "taught by musicnn MSD_musicnn (ISC) through room copies")}
