@@ -44,26 +44,31 @@ def test_preset_contract():
     assert p.window.seconds == 4.0 and p.window.hop_seconds == 2.0
 
 
-def test_the_default_hears_through_the_room_robust_copy(weights):
-    """``transfer`` sits on the shipped self-distilled YAMNet (``yamnet-robust.npz``): the same
-    layout as the TFLite file's weights, every layer changed, and its maps cached beside YAMNet's
-    under a key naming the file. The student sits on its first 6 layers taught by musicnn
-    (``student-musicnn.npz``, from its self-distilled ``student-robust.npz``), the rest of each
-    file YAMNet's own."""
+def test_the_default_and_the_student_hear_through_their_taught_copies(weights):
+    """``transfer`` sits on the shipped YAMNet taught by musicnn (``yamnet-musicnn.npz``, from the
+    self-distilled ``yamnet-robust.npz``): the same layout as the TFLite file's weights, every
+    layer changed, and its maps cached beside YAMNet's under a key naming the file. The student
+    sits on its first 6 layers taught by musicnn (``student-musicnn.npz``, from its
+    self-distilled ``student-robust.npz``), the rest of each file YAMNet's own."""
     from edge_genre.train.backbones import get_backbone
     from edge_genre.train.features import settings_key
 
-    assert T.CONFIGS["transfer"].backbone == "yamnet_robust"
+    assert T.CONFIGS["transfer"].backbone == "yamnet_musicnn"
     assert T.CONFIGS["student"].backbone == "student_musicnn"
-    robust, plain = get_backbone("yamnet_robust"), get_backbone("yamnet")
-    assert robust.frontend == plain.frontend and robust.cache_kind == plain.cache_kind == "yamnet"
+    plain = get_backbone("yamnet")
     key = settings_key(plain.frontend, plain.window)
-    assert robust.maps_key(key, 14) != plain.maps_key(key, 14)
+    copies = {}
+    for name in ("yamnet_robust", "yamnet_musicnn"):
+        body = get_backbone(name)
+        assert body.frontend == plain.frontend and body.cache_kind == "yamnet"
+        assert body.maps_key(key, 14) != plain.maps_key(key, 14)
+        copies[name] = body.read_weights()
+        for a, b in zip(copies[name].layers, weights.layers):
+            assert a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a)
+            assert any(not np.allclose(a[k], b[k]) for k in a)
+    assert get_backbone("yamnet_robust").maps_key(key, 14) != \
+        get_backbone("yamnet_musicnn").maps_key(key, 14)
     assert get_backbone("yamnet_robust_20ms").cache_kind == "yamnet_20ms"
-    copy = robust.read_weights()
-    for a, b in zip(copy.layers, weights.layers):
-        assert a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a)
-        assert any(not np.allclose(a[k], b[k]) for k in a)
     keys = set()
     for name in ("student_robust", "student_musicnn"):
         student = get_backbone(name)
