@@ -26,6 +26,8 @@ to pool. ``transfer.py`` trains and assembles heads over any of them.
 - ``student_musicnn``: that body then taught by the room-robust musicnn: its pooled map learns
   to say musicnn's view of the clean crop while it hears room copies and two-track mixes
   (``robust.py --body student --teacher musicnn``; ``edge_genre/models/student-musicnn.npz``).
+- ``yamnet_musicnn``: ``yamnet_robust``'s whole body taught by musicnn the same way
+  (``--body yamnet --teacher musicnn``; ``edge_genre/models/yamnet-musicnn.npz``).
 
 A body on other weights than its port's keeps its maps beside the original's, in the same cache
 folder, under a key that names the weights file's hash.
