@@ -283,7 +283,7 @@ def test_music_body_reads_other_weights(tmp_path, monkeypatch):
 
 def test_grid_is_a_multiple_of_both_hops():
     """The teacher's grid starts cut the same seconds in both front-ends, or are refused."""
-    from edge_genre.train.robust import BODIES, grid_starts
+    from edge_genre.train.robust_data import BODIES, grid_starts
 
     s, m = BODIES["student"], BODIES["musicnn"]
     # 30 s at 16 kHz: 1501 student frames (20 ms), 1876 musicnn frames (16 ms).
@@ -299,7 +299,7 @@ def test_grid_is_a_multiple_of_both_hops():
 def test_mixes_pair_other_genres_at_the_first_tracks_level():
     from types import SimpleNamespace
 
-    from edge_genre.train.robust import mix_pairs, mixed
+    from edge_genre.train.robust_data import mix_pairs, mixed
 
     tracks = [SimpleNamespace(label=g) for g in (0, 0, 1, 2)]
     pairs = mix_pairs(tracks, 20, seed=0)
