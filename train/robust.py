@@ -35,14 +35,16 @@ Data (``robust_data.py``): each track's whole 30 s is decoded once (16 kHz), ``c
 copies of it are made once (``roomsim.augmenter``: far-field rooms from a cached
 impulse-response bank, so no pyroomacoustics is needed where the job runs), and the front-end
 (``edge.frontend``, numpy) turns the clean track and each copy into musicnn's log-mel, all in
-worker processes before Keras is imported. A step then only cuts crops (the same frames from the clean version for the
-target) and runs the networks.
+worker processes before Keras is imported. A step then only cuts crops (the same frames from the
+clean version for the target) and runs the networks.
 
 Output (``RobustConfig.out``): ``musicnn-robust.npz``, the copy's weights in the layout of
 ``edge_genre/models/musicnn-msd.npz`` (``musicnn.read_weights`` reads it; the ``music`` body
-takes it through ``EDGE_GENRE_MUSICNN_WEIGHTS``), and ``robust-log.json`` (config, backend,
-device, losses, seconds). Both are written every ``checkpoint_every`` steps and when
-``max_seconds`` runs out, so a run cut short still returns weights.
+takes it through ``EDGE_GENRE_MUSICNN_WEIGHTS``; a YAMNet body writes ``yamnet-robust.npz`` or,
+taught by musicnn, ``yamnet-musicnn.npz``, the student ``student-...``), and
+``robust-log.json`` (config, backend, device, losses, seconds). Both are written every
+``checkpoint_every`` steps and when ``max_seconds`` runs out, so a run cut short still returns
+weights.
 
 Nothing here imports TensorFlow or librosa: it runs on Keras 3 over JAX or PyTorch
 (``KERAS_BACKEND``; JAX when unset).

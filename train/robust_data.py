@@ -38,9 +38,6 @@ BODIES = {"musicnn": RobustBody("musicnn", 251, 96, 256, "musicnn-robust.npz"),
           "student": RobustBody("student", 199, 64, 320, "student-robust.npz")}
 #: The student's depth (``transfer.CONFIGS["student"]``).
 STUDENT_DEPTH = 6
-#: The musicnn job's (kept for its callers).
-WEIGHTS_OUT = BODIES["musicnn"].weights_out
-CROP_FRAMES = BODIES["musicnn"].crop_frames
 
 
 def get_body(name: str) -> RobustBody:
@@ -165,7 +162,7 @@ class Crops:
     from the clean version's same frames."""
 
     def __init__(self, versions: list[np.ndarray], rng: np.random.Generator,
-                 crop_frames: int = CROP_FRAMES):
+                 crop_frames: int):
         self.v = np.stack(versions)  # (tracks, 1 + copies, frames, bins)
         self.rng = rng
         self.crop = crop_frames
