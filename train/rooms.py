@@ -17,6 +17,7 @@ machine; ``RoomBank`` draws many rooms once and caches their responses on disk.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -218,15 +219,25 @@ class RoomBank:
             # Through float16 at once, so a fresh bank and a cached one are the same numbers.
             responses = [room.impulse_response(sample_rate).astype(np.float16).astype(np.float32)
                          for room in self.rooms()]
-        if path is not None and not path.is_file():  # also a bank made earlier in this process
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npz")
-            # float16: peak-normalised responses keep 11 bits of mantissa, far below the room
-            # noise the copies get.
-            np.savez(tmp, **{f"h{i}": h.astype(np.float16) for i, h in enumerate(responses)})
-            tmp.replace(path)
         _MEMORY[key] = responses
+        if path is not None and not path.is_file():  # also a bank made earlier in this process
+            _write_bank(path, responses)
         return responses
+
+
+def _write_bank(path: Path, responses: list[np.ndarray]) -> None:
+    """Cache a bank; a folder that cannot be written (read-only, full) costs only the cache."""
+    tmp = path.with_suffix(".tmp.npz")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # float16: peak-normalised responses keep 11 bits of mantissa, far below the room
+        # noise the copies get.
+        np.savez(tmp, **{f"h{i}": h.astype(np.float16) for i, h in enumerate(responses)})
+        tmp.replace(path)
+    except OSError as err:
+        log.warning("room bank not cached (%s): it is computed again in the next process", err)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 #: Banks already computed or read in this process, by key.

@@ -145,6 +145,18 @@ def test_the_bank_is_cached_and_the_augmenter_draws_from_it(song, tmp_path):
     assert a.shape == song.shape and not np.allclose(a, f(song, np.random.default_rng(2)))
 
 
+def test_a_cache_folder_that_cannot_be_written_costs_only_the_cache(tmp_path, caplog):
+    """A cache that cannot be written (here a file where the folder should be, which stops root
+    too; a read-only mount does the same): the bank is computed, used, and not written."""
+    blocked = tmp_path / "blocked"
+    blocked.write_text("not a folder")
+    bank = RoomBank(RoomRanges(), size=2, seed=7)
+    with caplog.at_level("WARNING", logger="edge_genre"):
+        responses = bank.impulse_responses(SR, blocked)
+    assert len(responses) == 2 and "not cached" in caplog.text
+    assert blocked.read_text() == "not a folder"
+
+
 def test_unknown_rooms_are_refused_by_name():
     with pytest.raises(DataError, match="near, far"):
         R.parse_conditions("near,attic")
