@@ -402,6 +402,12 @@ def _maps_from_windows(parts, weights, cfg: TransferConfig) -> Maps:
 #: step and that run was stopped before any scoring). The rule for the default, declared before
 #: scoring: 65.2 / 63.3 / 57.1 % (61.9 against 58.8, +3.07, at the threshold): it moves
 #: (``yamnet_musicnn``).
+#: YAMNet's zero-shot AudioSet genre logits as a prior (2026-12-07, probe (M) in
+#: docs/accuracy.md; two configurations, the second declared after the first failed): read out
+#: linearly from the shipped bodies and (1) fitted into the head with a free weight, or (2)
+#: weighed per genre against the head on inner out-of-artist logits. Same rule: (1) transfer
+#: 64.6 / 63.3 / 57.1 % (61.7), student 56.0 / 52.8 / 51.4 % (53.4); (2) transfer 62.2 / 59.0 /
+#: 55.3 % (58.8), student 52.9 / 51.0 / 45.3 % (49.7). Nothing moves; the code was not kept.
 CONFIGS = {PRESET: TransferConfig(backbone="yamnet_musicnn", room_copies=2),
            STUDENT: TransferConfig(backbone="student_musicnn", depth=6, scaling="feature",
                                    room_copies=2),
