@@ -10,6 +10,7 @@ changed setting never reads stale features.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -80,14 +81,30 @@ def settings_key(frontend: FrontendConfig, window: WindowConfig | None = None) -
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
+#: Cache folders found unwritable in this process (each is warned about once).
+_UNWRITABLE: set[Path] = set()
+
+
 class FeatureCache:
-    """``.npy`` files under a folder, one per (file content, settings)."""
+    """``.npy`` files under a folder, one per (file content, settings). A folder that cannot be
+    created or written (read-only, full, a file in the way) turns the cache off with one
+    warning: the work is done without it, never stopped by it."""
 
     def __init__(self, folder: str | Path | None):
         self.folder = Path(folder) if folder else None
         self._digests: dict[Path, str] = {}
         if self.folder:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                self._turn_off(err)
+
+    def _turn_off(self, err: OSError) -> None:
+        if self.folder not in _UNWRITABLE:
+            _UNWRITABLE.add(self.folder)
+            log.warning("feature cache off: %s cannot be written (%s)", self.folder,
+                        err.strerror or err)
+        self.folder = None
 
     def digest(self, path: Path) -> str:
         if path not in self._digests:
@@ -112,10 +129,15 @@ class FeatureCache:
         f = self._file(kind, path, key)
         if f is None:
             return
-        f.parent.mkdir(parents=True, exist_ok=True)
         tmp = f.with_suffix(".tmp.npy")
-        np.save(tmp, value)
-        tmp.replace(f)
+        try:
+            f.parent.mkdir(parents=True, exist_ok=True)
+            np.save(tmp, value)
+            tmp.replace(f)
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            self._turn_off(err)
 
 
 def track_audio(track: Track, sample_rate: int, cache: FeatureCache | None = None) -> np.ndarray:

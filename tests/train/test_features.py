@@ -68,6 +68,29 @@ def test_cache_reads_instead_of_recomputing(tmp_path):
     assert load_windows([track], normed, WINDOW, cache_dir=cache).x.shape == first.x.shape
 
 
+def test_a_cache_that_cannot_be_written_is_turned_off_with_one_warning(tmp_path, caplog):
+    """``--cache-dir`` at a path blocked by a file (which stops root too, as a read-only mount
+    or a full disk would): the features come out the same, uncached, with one warning and no
+    traceback; a cache whose writes start failing later is turned off the same way."""
+    from edge_genre.train import features as F
+
+    track = discover(gtzan_file("blues.00000").parents[1]).tracks[0]
+    blocked = tmp_path / "blocked"
+    blocked.write_text("not a folder")
+    with caplog.at_level("WARNING", logger="edge_genre"):
+        a = load_windows([track], FRONTEND, WINDOW, cache_dir=blocked / "cache")
+        b = load_windows([track], FRONTEND, WINDOW, cache_dir=blocked / "cache")
+    np.testing.assert_array_equal(a.x, load_windows([track], FRONTEND, WINDOW).x)
+    np.testing.assert_array_equal(a.x, b.x)
+    assert sum("feature cache off" in r.getMessage() for r in caplog.records) == 1
+    assert blocked.read_text() == "not a folder"
+
+    later = F.FeatureCache(tmp_path / "later")
+    (tmp_path / "later" / "features").write_text("in the way")  # the kind's folder is a file
+    later.put("features", track.path, "k", np.ones(3))
+    assert later.folder is None and later.get("features", track.path, "k") is None
+
+
 def test_features_equal_the_runtime_front_end(tmp_path):
     track = discover(gtzan_file("disco.00000").parents[1]).tracks[0]
     w = load_windows([track], FRONTEND, WINDOW, cache_dir=None)
