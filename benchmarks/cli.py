@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from edge_genre.benchmarks import machine, report
     from edge_genre.benchmarks.bench import DEFAULT_DATA, DEFAULT_YAMNET, BenchConfig, run_bench
+    from edge_genre.edge.cli_args import output_folder
     from edge_genre.errors import EdgeGenreError
 
     if args.seconds <= 0:
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         paper_run=Path(args.paper_run) if args.paper_run else None,
         stream_seconds=args.stream_seconds,
         coldstart_repeats=max(0, args.coldstart_repeats),
-        out=Path(args.out),
+        out=output_folder(args.out),
         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
     )
     record = run_bench(cfg, argv=sys.argv[2:] if len(sys.argv) > 2 else [])

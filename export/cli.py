@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     import sys
 
+    from edge_genre.edge.cli_args import output_folder
     from edge_genre.errors import DataError
     from edge_genre.export.config import ExportConfig
 
@@ -63,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         if args.calibration_windows < 1:
             raise DataError("--calibration-windows must be at least 1")
         config = dataclasses.replace(config, calibration_windows=args.calibration_windows)
+    output_folder(args.out)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from edge_genre.export.check import format_table
     from edge_genre.export.pipeline import REPORT_FILE, export_model

@@ -99,6 +99,9 @@ def _cache(arg):
 def _train(args) -> int:
     import sys
 
+    from edge_genre.edge.cli_args import output_folder
+
+    output_folder(args.out)  # before the imports and the training it would otherwise end
     from edge_genre.train.fit import train_run
     from edge_genre.train.run_dir import CARD_FILE, CURVES_FILE, MODEL_FILE, RECORD_FILE
 
@@ -132,7 +135,14 @@ def _write_json(path, obj) -> None:
 
 
 def _evaluate(args) -> int:
+    from pathlib import Path
+
+    from edge_genre.edge.cli_args import output_folder
     from edge_genre.errors import DataError
+
+    if args.out:  # a .json file, or a folder
+        output_folder(Path(args.out).parent if args.out.endswith(".json") else args.out,
+                      shown=args.out)
 
     names = list(args.preset or []) + (["baseline"] if args.baseline else [])
     if args.cv is not None or names:
@@ -171,8 +181,6 @@ def _evaluate(args) -> int:
         raise DataError("evaluate needs MODEL_DIR, or --cv K --preset NAME")
     if args.room:
         raise DataError("--room goes with --cv K --preset NAME (it scores cross-validation folds)")
-    from pathlib import Path
-
     from edge_genre.train import plots
     from edge_genre.train.evaluate import evaluate_run_dir
 
