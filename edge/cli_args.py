@@ -79,23 +79,23 @@ def add_cache_arg(p: argparse.ArgumentParser) -> None:
 
 
 def output_folder(path, shown: str | None = None):
-    """Make the folder ``path`` (and its parents) and prove it takes a file, before any work: a
-    typo in ``--out`` must not surface as a traceback after an hour of training. Returns the
-    Path; EdgeGenreError (one line, exit 2) naming ``shown`` (the user's ``--out``; default
-    ``path``) when it cannot be written."""
-    import tempfile
+    """Check, before any work and without making anything, that the folder ``path`` could be
+    made and written: a typo in ``--out`` must not surface as a traceback after an hour of
+    training, and a command refused for another reason must leave no empty folder behind.
+    Returns the Path; EdgeGenreError (one line, exit 2) naming ``shown`` (the user's ``--out``;
+    default ``path``) when the nearest existing folder on its way is a file or not writable
+    (``os.access`` also says so on a read-only mount)."""
+    import os
     from pathlib import Path
 
     from edge_genre.errors import EdgeGenreError
 
-    folder = Path(path).expanduser()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
-        reason = (f"{blocker} is a file, not a folder" if blocker and not blocker.is_dir()
-                  else exc.strerror or str(exc))
-        raise EdgeGenreError(f"cannot write --out {shown or path}: {reason}") from None
-    return folder
+    folder = Path(path).expanduser().absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        reason = f"{existing} is a file, not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        reason = f"{existing} is not writable"
+    else:
+        return Path(path).expanduser()
+    raise EdgeGenreError(f"cannot write --out {shown or path}: {reason}")

@@ -9,10 +9,24 @@ from edge_genre.edge.cli_args import output_folder
 from edge_genre.errors import EdgeGenreError
 
 
-def test_a_new_nested_folder_is_made_and_left_clean(tmp_path):
-    folder = output_folder(tmp_path / "a" / "b")
-    assert folder.is_dir() and not any(folder.iterdir())  # the write probe leaves nothing
-    assert output_folder(folder) == folder  # an existing folder is fine
+def test_a_folder_that_can_be_made_passes_and_nothing_is_made(tmp_path):
+    assert output_folder(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    assert not any(tmp_path.iterdir())  # the command makes it when it writes
+    assert output_folder(tmp_path) == tmp_path  # an existing folder is fine
+
+
+def test_a_folder_that_cannot_be_written_is_named(tmp_path):
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("this user writes anywhere (root): the blocked-by-a-file case covers it")
+        with pytest.raises(EdgeGenreError, match="locked is not writable"):
+            output_folder(locked / "out")
+    finally:
+        locked.chmod(0o700)
 
 
 def test_a_file_in_the_way_is_named(tmp_path):
@@ -38,3 +52,8 @@ def test_commands_refuse_an_out_they_cannot_write_before_any_work(argv, tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"cannot write --out {blocked}/" in err[0]
     assert "is a file, not a folder" in err[0] and "Traceback" not in err[0]
+
+
+def test_a_command_refused_for_another_reason_leaves_no_out_folder(tmp_path, capsys):
+    assert main(["export", str(tmp_path / "no-run"), "--out", str(tmp_path / "o")]) == 2
+    assert "error:" in capsys.readouterr().err and not (tmp_path / "o").exists()
