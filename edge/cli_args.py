@@ -90,12 +90,13 @@ def output_folder(path, shown: str | None = None):
 
     from edge_genre.errors import EdgeGenreError
 
-    folder = Path(path).expanduser().absolute()
-    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    folder = Path(path).expanduser()
+    whole = folder.absolute()
+    existing = next(p for p in (whole, *whole.parents) if p.exists())
     if not existing.is_dir():
         reason = f"{existing} is a file, not a folder"
     elif not os.access(existing, os.W_OK | os.X_OK):
         reason = f"{existing} is not writable"
     else:
-        return Path(path).expanduser()
+        return folder
     raise EdgeGenreError(f"cannot write --out {shown or path}: {reason}")
